@@ -1,0 +1,28 @@
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "agent/core/analysis.h"
+#include "agent/core/snapshot.h"
+
+namespace lockwatch::core {
+
+struct TreeRenderOptions {
+  int width = 120;     // terminal width; each line (query included) is shortened to fit
+  bool color = false;  // ANSI colours (only when writing to a terminal)
+};
+
+// Renders the blocking forest as indented text: roots (most blocked sessions first), each waiter under the
+// blocker it waits for, cycles as cycles, "No lock waits" when there are none. Pure: "now" is the
+// snapshot's captured_at_us.
+std::string RenderTree(const Snapshot& snapshot, const Report& report, const TreeRenderOptions& options);
+
+// "2026-11-25T13:45:00.123456Z": ISO-8601 UTC with microseconds, as used in the tree header and in JSON.
+std::string FormatTimestampUtc(TimestampUs us);
+
+// Counts of sessions per pg_stat_activity.state, lockwatch's own session and sessions without a state
+// (background processes) left out.
+std::map<std::string, int> SessionsByState(const Snapshot& snapshot);
+
+}  // namespace lockwatch::core
