@@ -24,11 +24,14 @@ struct SessionOptions {
 
 // Cost of one poll, measured by the collector.
 struct PollStats {
-  double client_seconds = 0;       // wall time of the poll, round trips included
-  double server_seconds = 0;       // statement execution time reported by the server (clock_timestamp delta)
-  uint64_t bytes_received = 0;     // approximate size of the result text
+  double client_seconds = 0;    // wall time of the poll, round trips included
+  double server_seconds = 0;    // statement execution time reported by the server (clock_timestamp delta)
+  uint64_t bytes_received = 0;  // approximate size of the result text
   int round_trips = 0;
   bool locks_read = false;
+  // Outcome of the best-effort relation names statement (OK when it was not needed or succeeded). A
+  // failure leaves relations as oids; the poll itself still succeeds.
+  core::Status relation_names_status;
 };
 
 // One pinned connection to one PostgreSQL server, and the poll that reads a Snapshot from it.

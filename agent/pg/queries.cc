@@ -1,0 +1,266 @@
+#include "agent/pg/queries.h"
+
+#include <string>
+#include <vector>
+
+namespace lockwatch::pg {
+namespace {
+
+// Timestamps travel as int8 microseconds: no time zone or DateStyle parsing on the client, and exact.
+std::string Micros(const std::string& expr) {
+  return "(extract(epoch FROM " + expr + ") * 1000000)::int8::text";
+}
+
+// Booleans as 't'/'f' (bool::text would give 'true'/'false').
+std::string Bool(const std::string& expr) { return "CASE WHEN " + expr + " THEN 't' ELSE 'f' END"; }
+
+// The CTE `a` already converted everything to text; the branch just lists its columns in field order.
+std::string ActivityExpr(ActivityField field) {
+  switch (field) {
+    case ActivityField::kPid:
+      return "a.pid";
+    case ActivityField::kLeaderPid:
+      return "a.leader_pid";
+    case ActivityField::kUsename:
+      return "a.usename";
+    case ActivityField::kApplicationName:
+      return "a.application_name";
+    case ActivityField::kClientAddr:
+      return "a.client_addr";
+    case ActivityField::kDatname:
+      return "a.datname";
+    case ActivityField::kBackendType:
+      return "a.backend_type";
+    case ActivityField::kState:
+      return "a.state";
+    case ActivityField::kWaitEventType:
+      return "a.wait_event_type";
+    case ActivityField::kWaitEvent:
+      return "a.wait_event";
+    case ActivityField::kBackendStart:
+      return "a.backend_start";
+    case ActivityField::kXactStart:
+      return "a.xact_start";
+    case ActivityField::kQueryStart:
+      return "a.query_start";
+    case ActivityField::kStateChange:
+      return "a.state_change";
+    case ActivityField::kBackendXid:
+      return "a.backend_xid";
+    case ActivityField::kBackendXmin:
+      return "a.backend_xmin";
+    case ActivityField::kQuery:
+      return "a.query";
+    case ActivityField::kCount:
+      break;
+  }
+  return "NULL";
+}
+
+std::string LockExpr(LockField field) {
+  switch (field) {
+    case LockField::kLocktype:
+      return "l.locktype";
+    case LockField::kDatabase:
+      return "l.database::text";
+    case LockField::kRelation:
+      return "l.relation::text";
+    case LockField::kPage:
+      return "l.page::text";
+    case LockField::kTuple:
+      return "l.tuple::text";
+    case LockField::kVirtualxid:
+      return "l.virtualxid";
+    case LockField::kTransactionid:
+      return "l.transactionid::text";
+    case LockField::kClassid:
+      return "l.classid::text";
+    case LockField::kObjid:
+      return "l.objid::text";
+    case LockField::kObjsubid:
+      return "l.objsubid::text";
+    case LockField::kVirtualtransaction:
+      return "l.virtualtransaction";
+    case LockField::kPid:
+      return "l.pid::text";
+    case LockField::kMode:
+      return "l.mode";
+    case LockField::kGranted:
+      return Bool("l.granted");
+    case LockField::kFastpath:
+      return Bool("l.fastpath");
+    case LockField::kWaitstart:
+      return Micros("l.waitstart");
+    case LockField::kCount:
+      break;
+  }
+  return "NULL";
+}
+
+std::string PreparedExpr(PreparedField field) {
+  switch (field) {
+    case PreparedField::kTransaction:
+      return "p.transaction::text";
+    case PreparedField::kGid:
+      return "p.gid";
+    case PreparedField::kPrepared:
+      return Micros("p.prepared");
+    case PreparedField::kOwner:
+      return "p.owner::text";
+    case PreparedField::kDatabase:
+      return "p.database::text";
+    case PreparedField::kCount:
+      break;
+  }
+  return "NULL";
+}
+
+std::string SettingExpr(SettingField field) {
+  switch (field) {
+    case SettingField::kName:
+      return "s.name";
+    case SettingField::kValue:
+      return "current_setting(s.name, true)";
+    case SettingField::kCount:
+      break;
+  }
+  return "NULL";
+}
+
+std::string MetaExpr(MetaField field) {
+  switch (field) {
+    case MetaField::kServerVersionNum:
+      return "current_setting('server_version_num')";
+    case MetaField::kNowUs:
+      return Micros("now()");
+    case MetaField::kOwnPid:
+      return "pg_backend_pid()::text";
+    case MetaField::kCurrentDatabase:
+      return "current_database()::text";
+    // The own backend's datid: no catalog lookup needed (pg_database is only read inside the view).
+    case MetaField::kDatabaseOid:
+      return "(SELECT a.datid FROM a WHERE a.pid = pg_backend_pid()::text)";
+    case MetaField::kWaiting:
+      return Bool("(SELECT w.waiting FROM w)");
+    // Evaluated when the last branch runs, i.e. after every other row was produced.
+    case MetaField::kElapsedUs:
+      return Micros("clock_timestamp() - statement_timestamp()");
+    case MetaField::kCount:
+      break;
+  }
+  return "NULL";
+}
+
+// One UNION ALL branch: kind literal, the kind's fields in table order, NULL up to kPayloadColumns. The
+// first branch also names the result columns (kind, c1..cN).
+template <typename Field, std::size_t N, typename ExprFn>
+std::string Branch(char kind, const std::array<std::string_view, N>& fields, ExprFn expr, bool name_columns) {
+  std::string sql = "SELECT '";
+  sql += kind;
+  sql += "'::text";
+  if (name_columns) sql += " AS kind";
+  for (std::size_t i = 0; i < kPayloadColumns; ++i) {
+    sql += i % 4 == 3 ? ",\n       " : ", ";
+    sql += i < fields.size() ? expr(static_cast<Field>(i)) : std::string("NULL::text");
+    if (name_columns) sql += " AS c" + std::to_string(i + 1);
+  }
+  sql += "\n";
+  return sql;
+}
+
+std::string ActivityCte(int version) {
+  std::string leader = version >= 130000 ? "leader_pid::text" : "NULL::text";
+  return "a AS MATERIALIZED (\n"
+         "  SELECT pid::text AS pid, datid::text AS datid, " +
+         leader +
+         " AS leader_pid, usename::text AS usename,\n"
+         "         application_name, host(client_addr) AS client_addr, datname::text AS datname, "
+         "backend_type,\n"
+         "         state, wait_event_type, wait_event,\n"
+         "         " +
+         Micros("backend_start") + " AS backend_start,\n         " + Micros("xact_start") +
+         " AS xact_start,\n         " + Micros("query_start") + " AS query_start,\n         " +
+         Micros("state_change") +
+         " AS state_change,\n"
+         "         backend_xid::text AS backend_xid, backend_xmin::text AS backend_xmin, query\n"
+         "  FROM pg_stat_activity)";
+}
+
+// pg_lock_status() is the function behind pg_locks: calling it directly skips the view and makes the gate
+// visible in the plan. The WHERE clause's uncorrelated sub-select becomes an InitPlan and, having no
+// Vars, a one-time filter above the function scan: without a heavyweight-lock waiter the function (which
+// takes all 16 lock-manager partition locks) never runs.
+std::string LockCte(int version) {
+  std::string waitstart = version >= 140000 ? "s.waitstart" : "NULL::timestamptz";
+  return "l AS MATERIALIZED (\n"
+         "  SELECT s.locktype, s.database, s.relation, s.page, s.tuple, s.virtualxid, s.transactionid,\n"
+         "         s.classid, s.objid, s.objsubid, s.virtualtransaction, s.pid, s.mode, s.granted, "
+         "s.fastpath,\n"
+         "         " +
+         waitstart +
+         " AS waitstart\n"
+         "  FROM pg_lock_status() AS s\n"
+         "  WHERE (SELECT w.waiting FROM w) AND s.mode <> 'SIReadLock' AND NOT s.fastpath)";
+}
+
+// The lock target key with NULLs replaced by sentinels so the IN can be hashed. Within one locktype the
+// set of NULL columns is fixed (lockfuncs.c fills columns per type), so a sentinel never equals a real
+// value of another row with the same locktype. xid has no btree operator family, so it is compared as text.
+std::string KeyTuple(const std::string& t) {
+  return "(" + t + ".locktype, coalesce(" + t + ".database, 0::oid), coalesce(" + t +
+         ".relation, 0::oid), coalesce(" + t + ".page, -1), coalesce(" + t + ".tuple, -1), coalesce(" + t +
+         ".virtualxid, ''), coalesce(" + t + ".transactionid::text, ''), coalesce(" + t +
+         ".classid, 0::oid), coalesce(" + t + ".objid, 0::oid), coalesce(" + t + ".objsubid, -1))";
+}
+
+}  // namespace
+
+bool SupportedServerVersion(int server_version_num) {
+  return server_version_num >= kMinServerVersion && server_version_num <= kMaxServerVersion;
+}
+
+std::string SnapshotSql(int server_version_num) {
+  const int v = server_version_num;
+  std::string settings;
+  for (std::string_view name : kRecordedSettings) {
+    if (!settings.empty()) settings += ", ";
+    settings += "'";
+    settings += name;
+    settings += "'";
+  }
+  std::string sql = "WITH " + ActivityCte(v) +
+                    ",\n"
+                    "w AS (SELECT EXISTS (SELECT 1 FROM a WHERE a.wait_event_type = 'Lock'\n"
+                    "                       AND a.pid <> pg_backend_pid()::text) AS waiting),\n" +
+                    LockCte(v) + "\n";
+  sql += Branch<ActivityField>(kKindActivity, kActivityFields, ActivityExpr, true);
+  sql += "FROM a WHERE a.pid <> pg_backend_pid()::text\nUNION ALL\n";
+  // Rows of contended targets (some row not granted) and every prepared-transaction row (pid NULL, needed
+  // to map a waited-on xid to its gid), plus the tuple locks held by waiters: a row-lock waiter waits on
+  // a transactionid, and its granted tuple lock is the only row that says which table and row it wants.
+  // Everything else in pg_locks cannot take part in a wait.
+  sql += Branch<LockField>(kKindLock, kLockFields, LockExpr, false);
+  sql += "FROM l WHERE l.pid IS NULL OR " + KeyTuple("l") + " IN (\n  SELECT " + KeyTuple("x").substr(1);
+  sql.pop_back();  // the closing parenthesis of the tuple: a select list is not parenthesised
+  sql +=
+      " FROM l AS x WHERE NOT x.granted)\n"
+      "   OR (l.locktype = 'tuple' AND l.granted AND l.pid IN (SELECT y.pid FROM l AS y WHERE NOT "
+      "y.granted))\n"
+      "UNION ALL\n";
+  sql += Branch<PreparedField>(kKindPrepared, kPreparedFields, PreparedExpr, false);
+  sql += "FROM pg_prepared_xacts AS p\nUNION ALL\n";
+  sql += Branch<SettingField>(kKindSetting, kSettingFields, SettingExpr, false);
+  sql += "FROM unnest(ARRAY[" + settings +
+         "]::text[]) AS s(name)\n"
+         "WHERE current_setting(s.name, true) IS NOT NULL\nUNION ALL\n";
+  sql += Branch<MetaField>(kKindMeta, kMetaFields, MetaExpr, false);
+  return sql;
+}
+
+std::string RelationNamesSql() {
+  return "SELECT c.oid::text, n.nspname || '.' || c.relname\n"
+         "FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace\n"
+         "WHERE c.oid = ANY ($1::oid[])";
+}
+
+}  // namespace lockwatch::pg
