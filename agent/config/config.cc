@@ -1,0 +1,354 @@
+#include "agent/config/config.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include <yaml-cpp/yaml.h>
+
+#include "agent/pg/dsn.h"
+
+namespace lockwatch::config {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Parse failures travel as this exception inside this file only; LoadAgentConfig turns it into a Status.
+// It keeps the validation code linear (one check per line) without threading a Status through every helper.
+struct ConfigError {
+  std::string message;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string file_name) : file_(std::move(file_name)) {}
+
+  [[noreturn]] void Fail(const YAML::Mark& mark, const std::string& what) const {
+    std::ostringstream out;
+    out << file_ << ":" << (mark.line >= 0 ? mark.line + 1 : 1) << ":"
+        << (mark.column >= 0 ? mark.column + 1 : 1) << ": " << what;
+    throw ConfigError{out.str()};
+  }
+
+  // A node's position; null values (`key:` with nothing after) carry no position, so use the key's.
+  static YAML::Mark MarkOf(const YAML::Node& node, const YAML::Mark& fallback) {
+    YAML::Mark mark = node.Mark();
+    if (mark.line < 0 || node.IsNull()) return fallback;
+    return mark;
+  }
+
+  // Visits the entries of a map, rejecting non-string keys, duplicate keys and keys not in `known`.
+  void ForEachEntry(
+      const YAML::Node& map, const YAML::Mark& where, const std::string& what,
+      const std::set<std::string>& known,
+      const std::function<void(const std::string&, const YAML::Node&, const YAML::Mark&)>& fn) const {
+    if (map.IsNull()) return;
+    if (!map.IsMap()) Fail(MarkOf(map, where), "expected " + what + " to be a mapping of keys to values");
+    std::set<std::string> seen;
+    for (const auto& entry : map) {
+      const YAML::Node key_node = entry.first;
+      const YAML::Node value = entry.second;
+      if (!key_node.IsScalar()) Fail(key_node.Mark(), "expected a key name in " + what);
+      const std::string& key = key_node.Scalar();
+      if (known.count(key) == 0) {
+        std::string message = "unknown key \"";
+        message.append(key).append("\" in ").append(what).append(" (expected one of: ");
+        bool first = true;
+        for (const std::string& k : known) {
+          message.append(first ? "" : ", ").append(k);
+          first = false;
+        }
+        Fail(key_node.Mark(), message.append(")"));
+      }
+      if (!seen.insert(key).second) {
+        std::string message = "duplicate key \"";
+        Fail(key_node.Mark(), message.append(key).append("\" in ").append(what));
+      }
+      fn(key, value, key_node.Mark());
+    }
+  }
+
+  std::string String(const YAML::Node& node, const YAML::Mark& key_mark, const std::string& key) const {
+    if (!node.IsScalar()) Fail(MarkOf(node, key_mark), "expected a string for \"" + key + "\"");
+    return node.Scalar();
+  }
+
+  milliseconds Duration(const YAML::Node& node, const YAML::Mark& key_mark, const std::string& key) const {
+    if (!node.IsScalar()) {
+      Fail(MarkOf(node, key_mark), "expected a duration like 500ms, 2s or 1m for \"" + key + "\"");
+    }
+    core::Result<milliseconds> d = ParseDuration(node.Scalar());
+    if (!d.ok()) Fail(node.Mark(), d.status().message());
+    return d.value();
+  }
+
+ private:
+  std::string file_;
+};
+
+bool IsValidTargetName(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                    c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void EnsureDefaultTarget(AgentConfig* config) {
+  if (config->targets.empty()) config->targets.push_back(TargetConfig{"default", "", ""});
+}
+
+AgentConfig Parse(const std::string& text, const std::string& file_name) {
+  const Reader r(file_name);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    r.Fail(e.mark, "invalid YAML: " + e.msg);
+  }
+  AgentConfig config;
+  const YAML::Mark top{};  // 0:0 -> reported as 1:1
+  r.ForEachEntry(
+      root, top, "the top level",
+      {"listen", "interval", "web_config_file", "log", "targets", "session", "max_backoff"},
+      [&](const std::string& key, const YAML::Node& value, const YAML::Mark& key_mark) {
+        if (key == "listen") {
+          config.listen = r.String(value, key_mark, key);
+          core::Status s = ValidateListen(config.listen);
+          if (!s.ok()) r.Fail(Reader::MarkOf(value, key_mark), s.message());
+        } else if (key == "interval") {
+          config.interval = r.Duration(value, key_mark, key);
+          if (config.interval < milliseconds(100)) {
+            r.Fail(value.Mark(), "expected an interval of at least 100ms, got \"" + value.Scalar() + "\"");
+          }
+        } else if (key == "max_backoff") {
+          config.max_backoff = r.Duration(value, key_mark, key);
+        } else if (key == "web_config_file") {
+          config.web_config_file = r.String(value, key_mark, key);
+        } else if (key == "log") {
+          r.ForEachEntry(
+              value, key_mark, "\"log\"", {"level", "format"},
+              [&](const std::string& k, const YAML::Node& v, const YAML::Mark& km) {
+                std::string s = r.String(v, km, k);
+                if (k == "level") {
+                  if (!IsValidLogLevel(s)) {
+                    r.Fail(v.Mark(),
+                           "expected a log level (trace, debug, info, warn, error, critical, off), got \"" +
+                               s + "\"");
+                  }
+                  config.log.level = s;
+                } else {
+                  if (!IsValidLogFormat(s))
+                    r.Fail(v.Mark(), "expected log format text or json, got \"" + s + "\"");
+                  config.log.format = s;
+                }
+              });
+        } else if (key == "session") {
+          r.ForEachEntry(value, key_mark, "\"session\"",
+                         {"statement_timeout", "lock_timeout", "connect_timeout"},
+                         [&](const std::string& k, const YAML::Node& v, const YAML::Mark& km) {
+                           const milliseconds d = r.Duration(v, km, k);
+                           if (k == "statement_timeout") {
+                             config.session.statement_timeout = d;
+                           } else if (k == "lock_timeout") {
+                             config.session.lock_timeout = d;
+                           } else {
+                             config.session.connect_timeout = d;
+                           }
+                         });
+        } else if (key == "targets") {
+          if (value.IsNull()) return;
+          if (!value.IsSequence()) {
+            r.Fail(Reader::MarkOf(value, key_mark),
+                   "expected \"targets\" to be a list of {name, dsn, password_file}");
+          }
+          std::map<std::string, YAML::Mark> names;
+          for (const YAML::Node& item : value) {
+            TargetConfig target;
+            bool has_name = false;
+            YAML::Mark name_mark = item.Mark();
+            r.ForEachEntry(
+                item, item.Mark(), "a target", {"name", "dsn", "password_file"},
+                [&](const std::string& k, const YAML::Node& v, const YAML::Mark& km) {
+                  std::string s = r.String(v, km, k);
+                  if (k == "name") {
+                    if (!IsValidTargetName(s)) {
+                      r.Fail(Reader::MarkOf(v, km),
+                             "expected a target name of 1 to 64 letters, digits, '_', '-' or '.', got \"" +
+                                 s + "\"");
+                    }
+                    target.name = s;
+                    has_name = true;
+                    name_mark = v.Mark();
+                  } else if (k == "dsn") {
+                    core::Result<pg::ConnParams> parsed = pg::ParseDsn(s);
+                    if (!parsed.ok()) {
+                      r.Fail(Reader::MarkOf(v, km), "invalid dsn: " + parsed.status().message());
+                    }
+                    target.dsn = s;
+                  } else {
+                    if (s.empty())
+                      r.Fail(Reader::MarkOf(v, km), "expected a file path for \"password_file\"");
+                    target.password_file = s;
+                  }
+                });
+            if (!item.IsMap()) continue;  // null list item: ForEachEntry accepted it as empty
+            if (!has_name) r.Fail(item.Mark(), "expected a \"name\" in every target");
+            auto [it, inserted] = names.emplace(target.name, name_mark);
+            if (!inserted) {
+              r.Fail(name_mark, "duplicate target name \"" + target.name + "\" (first defined at line " +
+                                    std::to_string(it->second.line + 1) + ")");
+            }
+            config.targets.push_back(std::move(target));
+          }
+        }
+      });
+  EnsureDefaultTarget(&config);
+  return config;
+}
+
+}  // namespace
+
+core::Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string& file_name) {
+  try {
+    return Parse(text, file_name);
+  } catch (const ConfigError& e) {
+    return core::Status::InvalidArgument(e.message);
+  } catch (const YAML::Exception& e) {
+    // Anything yaml-cpp raises outside parsing (should not happen after the type checks above).
+    std::ostringstream out;
+    out << file_name << ":" << e.mark.line + 1 << ":" << e.mark.column + 1 << ": " << e.msg;
+    return core::Status::InvalidArgument(out.str());
+  }
+}
+
+core::Result<AgentConfig> LoadAgentConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return core::Status::InvalidArgument(path + ": cannot read config file: " + std::strerror(errno));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return core::Status::InvalidArgument(path + ": cannot read config file");
+  return ParseAgentConfig(text.str(), path);
+}
+
+core::Status ApplyOverrides(const ConfigOverrides& overrides, AgentConfig* config) {
+  if (overrides.dsn) {
+    core::Result<pg::ConnParams> parsed = pg::ParseDsn(*overrides.dsn);
+    if (!parsed.ok()) return core::Status::InvalidArgument("--dsn: " + parsed.status().message());
+    config->targets.clear();
+    config->targets.push_back(TargetConfig{"default", *overrides.dsn, ""});
+  }
+  if (overrides.listen) {
+    core::Status s = ValidateListen(*overrides.listen);
+    if (!s.ok()) return core::Status::InvalidArgument("--listen: " + s.message());
+    config->listen = *overrides.listen;
+  }
+  if (overrides.interval) {
+    core::Result<milliseconds> d = ParseDuration(*overrides.interval);
+    if (!d.ok()) return core::Status::InvalidArgument("--interval: " + d.status().message());
+    if (d.value() < milliseconds(100)) {
+      return core::Status::InvalidArgument("--interval: expected at least 100ms, got \"" +
+                                           *overrides.interval + "\"");
+    }
+    config->interval = d.value();
+  }
+  if (overrides.web_config_file) config->web_config_file = *overrides.web_config_file;
+  if (overrides.log_level) {
+    if (!IsValidLogLevel(*overrides.log_level)) {
+      return core::Status::InvalidArgument(
+          "--log-level: expected trace, debug, info, warn, error, critical or off, got \"" +
+          *overrides.log_level + "\"");
+    }
+    config->log.level = *overrides.log_level;
+  }
+  if (overrides.log_format) {
+    if (!IsValidLogFormat(*overrides.log_format)) {
+      return core::Status::InvalidArgument("--log-format: expected text or json, got \"" +
+                                           *overrides.log_format + "\"");
+    }
+    config->log.format = *overrides.log_format;
+  }
+  EnsureDefaultTarget(config);
+  return core::Status::Ok();
+}
+
+core::Result<milliseconds> ParseDuration(const std::string& text) {
+  const auto bad = [&text]() {
+    return core::Status::InvalidArgument("expected a duration like 500ms, 2s or 1m, got \"" + text + "\"");
+  };
+  if (text.empty()) return bad();
+  double total_ms = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t number_start = i;
+    while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
+    if (i == number_start) return bad();
+    const std::string number = text.substr(number_start, i - number_start);
+    if (number.find('.') != number.rfind('.') || number == ".") return bad();
+    const size_t unit_start = i;
+    while (i < text.size() && text[i] >= 'a' && text[i] <= 'z') ++i;
+    const std::string unit = text.substr(unit_start, i - unit_start);
+    double scale = 0;
+    if (unit == "ms") {
+      scale = 1;
+    } else if (unit == "s") {
+      scale = 1000;
+    } else if (unit == "m") {
+      scale = 60 * 1000;
+    } else if (unit == "h") {
+      scale = 3600 * 1000;
+    } else {
+      return bad();
+    }
+    total_ms += std::stod(number) * scale;
+  }
+  if (!(total_ms >= 1) || total_ms > 7 * 24 * 3600 * 1000.0) {
+    return core::Status::InvalidArgument("expected a duration between 1ms and 168h, got \"" + text + "\"");
+  }
+  return milliseconds(static_cast<int64_t>(std::llround(total_ms)));
+}
+
+core::Status ValidateListen(const std::string& listen) {
+  const auto bad = [&listen](const std::string& why) {
+    return core::Status::InvalidArgument(
+        "expected a listen address like :9817, 127.0.0.1:9817 or [::1]:9817 (" + why + "), got \"" + listen +
+        "\"");
+  };
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return bad("missing :port");
+  const std::string host = listen.substr(0, colon);
+  const std::string port = listen.substr(colon + 1);
+  if (port.empty() || port.size() > 5) return bad("bad port");
+  for (char c : port) {
+    if (c < '0' || c > '9') return bad("bad port");
+  }
+  if (std::stoi(port) > 65535) return bad("port above 65535");
+  if (!host.empty() && host.front() == '[') {
+    if (host.back() != ']' || host.size() < 3) return bad("unterminated IPv6 address");
+  } else if (host.find(':') != std::string::npos) {
+    return bad("IPv6 addresses need brackets");
+  }
+  for (char c : host) {
+    if (c == ' ' || c == '/' || c == '\t') return bad("bad host");
+  }
+  return core::Status::Ok();
+}
+
+bool IsValidLogLevel(const std::string& level) {
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  return kLevels.count(level) > 0;
+}
+
+bool IsValidLogFormat(const std::string& format) { return format == "text" || format == "json"; }
+
+}  // namespace lockwatch::config

@@ -1,0 +1,78 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/core/status.h"
+
+namespace lockwatch::config {
+
+// The default listen address. 9187 belongs to postgres_exporter; lockwatch uses 9817 on all addresses.
+inline constexpr const char* kDefaultListen = ":9817";
+
+// One monitored server.
+struct TargetConfig {
+  std::string name;           // unique, used as the `target` label
+  std::string dsn;            // libpq conninfo or URI; empty = libpq's PG* environment variables
+  std::string password_file;  // optional; read at every connect, passed to libpq as `password`, never logged
+};
+
+// Settings of lockwatch's own session on every target.
+struct SessionConfig {
+  std::chrono::milliseconds statement_timeout{2000};
+  std::chrono::milliseconds lock_timeout{100};
+  std::chrono::milliseconds connect_timeout{5000};  // libpq has whole-second resolution: rounded up, min 1 s
+};
+
+struct LogConfig {
+  std::string level = "info";   // trace, debug, info, warn, error, critical, off
+  std::string format = "text";  // text or json
+};
+
+// The validated agent configuration (`lockwatch run`). Defaults are the documented ones
+// (agent/docs/agent.md).
+struct AgentConfig {
+  std::string listen = kDefaultListen;  // "host:port", ":port" = all addresses, "[::1]:port"
+  std::chrono::milliseconds interval{1000};
+  std::string web_config_file;  // exporter-toolkit web config; empty = plain HTTP, no auth
+  LogConfig log;
+  std::vector<TargetConfig> targets;  // never empty after LoadAgentConfig/ApplyOverrides
+  SessionConfig session;
+  std::chrono::milliseconds max_backoff{30000};
+};
+
+// Command-line values that override the file (unset = keep the file's value).
+struct ConfigOverrides {
+  std::optional<std::string> dsn;  // replaces every configured target by one target named "default"
+  std::optional<std::string> listen;
+  std::optional<std::string> interval;  // a duration text, validated like the file's
+  std::optional<std::string> web_config_file;
+  std::optional<std::string> log_level;
+  std::optional<std::string> log_format;
+};
+
+// Reads and validates a YAML config file. Every error message starts with "file:line:column: " (1-based) and
+// says what was expected. Unknown keys, duplicate keys and duplicate target names are errors. DSNs are
+// validated with libpq (messages never contain the password). A file without targets gets one target named
+// "default" with an empty DSN (libpq's PG* environment).
+core::Result<AgentConfig> LoadAgentConfig(const std::string& path);
+
+// As LoadAgentConfig, from text; `file_name` is used in messages only.
+core::Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string& file_name);
+
+// Applies command-line overrides to `config` and validates them (messages name the flag).
+core::Status ApplyOverrides(const ConfigOverrides& overrides, AgentConfig* config);
+
+// "500ms", "2s", "1m", "1h", "1m30s", "1.5s". Errors describe the expected form. Zero is rejected.
+core::Result<std::chrono::milliseconds> ParseDuration(const std::string& text);
+
+// Checks a listen address: "host:port", ":port", "[v6]:port"; port 0..65535.
+core::Status ValidateListen(const std::string& listen);
+
+// Valid log levels and formats (for flag validation).
+bool IsValidLogLevel(const std::string& level);
+bool IsValidLogFormat(const std::string& format);
+
+}  // namespace lockwatch::config
