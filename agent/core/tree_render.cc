@@ -137,7 +137,8 @@ std::string Seconds(int64_t s) { return std::to_string(s) + "s"; }
 std::string ServerVersion(int num) {
   if (num <= 0) return "unknown";
   if (num >= 100000) return std::to_string(num / 10000) + "." + std::to_string(num % 10000);
-  return std::to_string(num / 10000) + "." + std::to_string((num / 100) % 100) + "." + std::to_string(num % 100);
+  return std::to_string(num / 10000) + "." + std::to_string((num / 100) % 100) + "." +
+         std::to_string(num % 100);
 }
 
 std::string Plural(int64_t n, const char* one, const char* many) {
@@ -153,7 +154,10 @@ std::string NodeName(const NodeRef& node) {
 class TreeRenderer {
  public:
   TreeRenderer(const Snapshot& snapshot, const Report& report, const TreeRenderOptions& options)
-      : snapshot_(snapshot), report_(report), width_(std::max(options.width, kMinWidth)), color_(options.color) {
+      : snapshot_(snapshot),
+        report_(report),
+        width_(std::max(options.width, kMinWidth)),
+        color_(options.color) {
     for (const Session& s : snapshot_.sessions) sessions_.emplace(s.pid, &s);
     for (const PreparedXact& p : snapshot_.prepared) prepared_.emplace(p.gid, &p);
     for (const Waiter& w : report_.waiters) waiters_.emplace(w.node, &w);
@@ -165,7 +169,8 @@ class TreeRenderer {
     for (auto& [blocker, edges] : in_edges_) {
       std::stable_sort(edges.begin(), edges.end(), [](const Edge* a, const Edge* b) {
         if (a->waiter_since.has_value() != b->waiter_since.has_value()) return a->waiter_since.has_value();
-        if (a->waiter_since && *a->waiter_since != *b->waiter_since) return *a->waiter_since < *b->waiter_since;
+        if (a->waiter_since && *a->waiter_since != *b->waiter_since)
+          return *a->waiter_since < *b->waiter_since;
         return a->waiter < b->waiter;
       });
     }
@@ -182,10 +187,12 @@ class TreeRenderer {
     // first blocker through which it is reached and referenced elsewhere.
     for (const Root& root : report_.roots) {
       placed_.insert(root.node);
+      // Most important first: a narrow terminal cuts from the right.
       Line line;
-      NodeFields(line, root.node);
+      IdFields(line, root.node);
       line.Field(RootText(root), kRed);
       line.Field(HeldText(root.node));
+      WhoFields(line, root.node);
       Query(line, root.node);
       Emit(line);
       Children(root.node, "");
@@ -196,9 +203,10 @@ class TreeRenderer {
     if (!report_.unknown_pids.empty()) {
       std::string pids;
       for (int32_t pid : report_.unknown_pids) pids += (pids.empty() ? "" : ", ") + std::to_string(pid);
-      Emit(Line().Field("note: pids holding or waiting for locks but not in pg_stat_activity (ended during the "
-                        "read): " +
-                        pids));
+      Emit(Line().Field(
+          "note: pids holding or waiting for locks but not in pg_stat_activity (ended during the "
+          "read): " +
+          pids));
     }
     return out_;
   }
@@ -210,8 +218,8 @@ class TreeRenderer {
     int sessions = 0;
     for (const auto& [state, count] : SessionsByState(snapshot_)) sessions += count;
     return "PostgreSQL " + ServerVersion(snapshot_.server_version_num) + ", captured_at " +
-           FormatTimestampUtc(snapshot_.captured_at_us) + ", " + Plural(sessions, "session", "sessions") + ", " +
-           std::to_string(report_.waiters.size()) + " waiting";
+           FormatTimestampUtc(snapshot_.captured_at_us) + ", " + Plural(sessions, "session", "sessions") +
+           ", " + std::to_string(report_.waiters.size()) + " waiting";
   }
 
   std::string SessionsByStateText() const {
@@ -238,25 +246,20 @@ class TreeRenderer {
     return it == sessions_.end() ? nullptr : it->second;
   }
 
-  // pid, what it is doing and for how long, who it is.
-  void NodeFields(Line& line, const NodeRef& node) const {
+  // pid (or gid), what it is doing and for how long.
+  void IdFields(Line& line, const NodeRef& node) const {
     const TimestampUs now = snapshot_.captured_at_us;
+    line.Field(NodeName(node), kBold);
     if (node.is_prepared()) {
-      line.Field(NodeName(node), kBold);
       auto it = prepared_.find(node.gid);
       if (it == prepared_.end()) {
         line.Field("(not in pg_prepared_xacts)");
         return;
       }
-      const PreparedXact& p = *it->second;
-      std::string age = SecondsSince(p.prepared, now) >= 0 ? "prepared " + Seconds(SecondsSince(p.prepared, now)) +
-                                                                 " ago"
-                                                           : "prepared at unknown time";
-      line.Field(age);
-      line.Field("owner=" + SingleLine(p.owner) + " database=" + SingleLine(p.database));
+      const int64_t age = SecondsSince(it->second->prepared, now);
+      line.Field(age >= 0 ? "prepared " + Seconds(age) + " ago" : "prepared at unknown time");
       return;
     }
-    line.Field(NodeName(node), kBold);
     auto waiter = waiters_.find(node);
     const Session* session = FindSession(node);
     if (waiter != waiters_.end()) {
@@ -266,10 +269,22 @@ class TreeRenderer {
     } else {
       line.Field(StateText(*session));
     }
+  }
+
+  // Who it is: user, application and client (owner and database for a prepared transaction).
+  void WhoFields(Line& line, const NodeRef& node) const {
+    if (node.is_prepared()) {
+      auto it = prepared_.find(node.gid);
+      if (it == prepared_.end()) return;
+      line.Field("owner=" + SingleLine(it->second->owner) + " database=" + SingleLine(it->second->database));
+      return;
+    }
+    const Session* session = FindSession(node);
     if (session == nullptr) return;
     std::string who = "user=" + SingleLine(session->usename);
     if (!session->application_name.empty()) who += " app=" + SingleLine(session->application_name);
-    who += " client=" + (session->client_addr.empty() ? std::string("local") : SingleLine(session->client_addr));
+    who +=
+        " client=" + (session->client_addr.empty() ? std::string("local") : SingleLine(session->client_addr));
     if (session->backend_type != "client backend" && !session->backend_type.empty()) {
       who += " (" + SingleLine(session->backend_type) + ")";
     }
@@ -314,7 +329,8 @@ class TreeRenderer {
 
   // The waiter side of one edge: the lock wanted, and how the blocker is in the way.
   void EdgeFields(Line& line, const Edge& edge) const {
-    line.Field("wants " + std::string(LockModeName(edge.waiter_mode)) + " on " + SingleLine(edge.target.text));
+    line.Field("wants " + std::string(LockModeName(edge.waiter_mode)) + " on " +
+               SingleLine(edge.target.text));
     const std::string blocker = NodeName(edge.blocker);
     if (edge.kind == EdgeKind::kHard) {
       std::string text = "hard: " + blocker + " holds " + MaskNames(edge.blocker_held);
@@ -348,8 +364,9 @@ class TreeRenderer {
   void WaiterLine(const Edge& edge, const std::string& prefix, bool last) {
     Line line;
     line.Add(prefix + (last ? "`- " : "+- "));
-    NodeFields(line, edge.waiter);
+    IdFields(line, edge.waiter);
     EdgeFields(line, edge);
+    WhoFields(line, edge.waiter);
     Query(line, edge.waiter);
     Emit(line);
   }
@@ -473,7 +490,8 @@ class TreeRenderer {
       } else {
         Line line;
         line.Add(last ? "`- " : "+- ");
-        NodeFields(line, node);
+        IdFields(line, node);
+        WhoFields(line, node);
         Query(line, node);
         Emit(line);
       }
@@ -505,8 +523,9 @@ class TreeRenderer {
       placed_.insert(w.node);
       Line line;
       line.Add("+- ");
-      NodeFields(line, w.node);
+      IdFields(line, w.node);
       line.Field("wants " + std::string(LockModeName(w.mode)) + " on " + SingleLine(w.target.text));
+      WhoFields(line, w.node);
       Query(line, w.node);
       Emit(line);
     }
@@ -559,9 +578,9 @@ std::string FormatTimestampUtc(TimestampUs us) {
   int day = 0;
   CivilFromDays(days, &year, &month, &day);
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04lld-%02d-%02dT%02d:%02d:%02d.%06lldZ", static_cast<long long>(year), month,
-                day, static_cast<int>(rest / 3600), static_cast<int>((rest / 60) % 60), static_cast<int>(rest % 60),
-                static_cast<long long>(micros));
+  std::snprintf(buf, sizeof(buf), "%04lld-%02d-%02dT%02d:%02d:%02d.%06lldZ", static_cast<long long>(year),
+                month, day, static_cast<int>(rest / 3600), static_cast<int>((rest / 60) % 60),
+                static_cast<int>(rest % 60), static_cast<long long>(micros));
   return buf;
 }
 

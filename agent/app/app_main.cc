@@ -1,0 +1,23 @@
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "agent/agent/run_command.h"
+#include "agent/app/cli.h"
+#include "agent/app/pg_source.h"
+#include "agent/app/terminal.h"
+
+namespace lockwatch::app {
+
+// The composition root: the only place that knows the real terminal, streams and PostgreSQL adapter.
+int Main(int argc, char** argv) {
+  CliContext context;
+  context.terminal = DetectTerminal();
+  context.snapshot_source = MakePgSnapshotSource;
+  context.commands.emplace_back([](CLI::App& app) { agent::AddRunCommand(app); });
+  context.out = &std::cout;
+  context.err = &std::cerr;
+  return RunCli(context, argc, argv);
+}
+
+}  // namespace lockwatch::app

@@ -1,0 +1,22 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/core/snapshot.h"
+
+namespace lockwatch::json {
+
+// "2026-11-25T13:45:00.123456Z": UTC, always six fractional digits, so documents sort and diff as text.
+std::string FormatIso8601(core::TimestampUs us);
+
+// A timestamp as a JSON string, or null when absent.
+nlohmann::json IsoOrNull(const std::optional<core::TimestampUs>& us);
+
+// Parses what FormatIso8601 writes ("YYYY-MM-DDTHH:MM:SS[.f{1,6}]Z"); nullopt for anything else.
+std::optional<core::TimestampUs> ParseIso8601(std::string_view text);
+
+}  // namespace lockwatch::json
