@@ -72,11 +72,11 @@ core::Status ConfigureLogging(const GlobalOptions& options, std::string_view def
     logger = spdlog::stderr_logger_mt("lockwatch");
     auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
     formatter->add_flag<JsonEscapedMessage>('*').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%*"})");
+        R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%*"})");
     logger->set_formatter(std::move(formatter));
   } else if (options.log_format == "text") {
     logger = spdlog::stderr_color_mt("lockwatch");
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
   } else {
     return core::Status::InvalidArgument("unknown log format '" + options.log_format + "' (text or json)");
   }

@@ -32,8 +32,8 @@ enum class EdgeKind : uint8_t {
 
 // The lock an edge is about, in words and in parts.
 struct LockTarget {
-  std::string locktype;             // pg_locks.locktype
-  std::string text;                 // "relation public.accounts", "row (0,7) of public.accounts", ...
+  std::string locktype;                 // pg_locks.locktype
+  std::string text;                     // "relation public.accounts", "row (0,7) of public.accounts", ...
   std::optional<std::string> relation;  // relation name (or "oid 16384") when the lock has one
   std::optional<uint32_t> database;     // database oid of the target when it has one
 };
@@ -47,10 +47,10 @@ struct Edge {
   EdgeKind kind = EdgeKind::kHard;
   bool certain = true;
   LockTarget target;
-  LockMode waiter_mode = LockMode::kNone;    // the mode the waiter requests
-  LockMask blocker_held = 0;                 // modes the blocker holds on the target
+  LockMode waiter_mode = LockMode::kNone;     // the mode the waiter requests
+  LockMask blocker_held = 0;                  // modes the blocker holds on the target
   LockMode blocker_wanted = LockMode::kNone;  // the mode the blocker itself waits for on the target, if any
-  std::optional<TimestampUs> waiter_since;   // waitstart of the waiter's request, when known
+  std::optional<TimestampUs> waiter_since;    // waitstart of the waiter's request, when known
 };
 
 enum class RootClass : uint8_t {
@@ -67,10 +67,10 @@ const char* RootClassName(RootClass c);
 // A root blocker: blocks others, is blocked by nobody (or is a prepared transaction).
 struct Root {
   NodeRef node;
-  int blocked_sessions = 0;          // distinct nodes that transitively wait on this root
-  int direct_blocked = 0;            // distinct nodes with an edge to this root
-  int depth = 0;                     // longest chain of edges down to a waiter (1 = only direct waiters)
-  double max_wait_seconds = 0;       // longest wait (now - waitstart/state_change) among its tree
+  int blocked_sessions = 0;     // distinct nodes that transitively wait on this root
+  int direct_blocked = 0;       // distinct nodes with an edge to this root
+  int depth = 0;                // longest chain of edges down to a waiter (1 = only direct waiters)
+  double max_wait_seconds = 0;  // longest wait (now - waitstart/state_change) among its tree
   RootClass classification = RootClass::kOther;
 };
 

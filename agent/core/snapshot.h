@@ -80,11 +80,11 @@ struct Setting {
 // One poll of a server: what the graph is built from. Produced by the PostgreSQL adapter (or by test
 // fixtures); consumed read-only by the analysis.
 struct Snapshot {
-  int server_version_num = 0;     // e.g. 150018
+  int server_version_num = 0;      // e.g. 150018
   TimestampUs captured_at_us = 0;  // server now() of the read
-  int32_t own_pid = 0;            // lockwatch's own backend; excluded from the graph
-  std::string current_database;   // database lockwatch is connected to (relation names resolve there)
-  bool locks_read = false;        // false when no backend waited on a heavyweight lock (pg_locks skipped)
+  int32_t own_pid = 0;             // lockwatch's own backend; excluded from the graph
+  std::string current_database;    // database lockwatch is connected to (relation names resolve there)
+  bool locks_read = false;         // false when no backend waited on a heavyweight lock (pg_locks skipped)
   std::vector<Session> sessions;
   std::vector<LockRow> locks;
   std::vector<PreparedXact> prepared;
