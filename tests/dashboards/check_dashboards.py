@@ -35,7 +35,7 @@ RULE_FILES = ("lockwatch-alerts.yaml", "lockwatch-recording.yaml")
 ALERTMANAGER_FILE = "alertmanager.yaml"
 RUNBOOK_DIR = "agent/docs/runbooks"
 # The documented base of every runbook_url (rules/README.md): base + the runbook's path in the repository.
-RUNBOOK_BASE = "https://github.com/lockwatch/lockwatch/blob/main/"
+RUNBOOK_BASE = "file:///usr/share/doc/lockwatch/runbooks/"  # where the Debian package installs them
 PANEL_DS = {"type": "prometheus", "uid": "${datasource}"}
 SELECTOR_VARS = ("job", "instance", "target")
 # Concrete values for Grafana variables when a query is handed to promtool.
@@ -501,7 +501,7 @@ def check_conventions_rules(repo, rules, failures):
         for a in ("summary", "description", "runbook_url"):
             if not r["annotations"].get(a):
                 failures.add(f"{where}: no {a} annotation")
-        want_url = f"{RUNBOOK_BASE}{RUNBOOK_DIR}/{r['name']}.md"
+        want_url = f"{RUNBOOK_BASE}{r['name']}.md"
         if r["annotations"].get("runbook_url") != want_url:
             failures.add(f"{where}: runbook_url {r['annotations'].get('runbook_url')!r}, want {want_url!r}")
         runbook = os.path.join(repo, RUNBOOK_DIR, r["name"] + ".md")
