@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <thread>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -299,7 +300,14 @@ int Agent::Run(SignalWaiter* signals) {
   web::Handlers handlers;
   handlers.metrics = [metrics]() { return metrics->Render(WallNowSeconds()); };
   handlers.ready = [this]() { return Ready(); };
-  web::HttpServer server(web_config, handlers);
+  // Short socket timeouts: a scraper that keeps an idle keep-alive connection or stalls in a TLS handshake
+  // holds a worker thread until they expire, and shutdown waits for the workers (SIGTERM must exit within
+  // 2 s). A scrape is a few kilobytes; one second per read or write is ample on any working network.
+  web::ServerOptions server_options;
+  server_options.read_timeout_ms = 1000;
+  server_options.write_timeout_ms = 1000;
+  server_options.keep_alive_timeout_s = 1;
+  web::HttpServer server(web_config, handlers, server_options);
   core::Status started = server.Start(config_.listen);
   if (!started.ok()) {
     Log(spdlog::level::err, "cannot serve metrics",
@@ -322,8 +330,10 @@ int Agent::Run(SignalWaiter* signals) {
     Reload();
   }
   Log(spdlog::level::info, "stopping");
+  // The endpoint and the pollers stop in parallel, so the two bounded waits do not add up.
+  std::thread server_stopper([&server]() { server.Stop(); });
   StopAll();
-  server.Stop();
+  server_stopper.join();
   Log(spdlog::level::info, "stopped");
   spdlog::default_logger()->flush();
   return 0;

@@ -79,17 +79,6 @@ std::optional<int> Process::WaitExit(std::chrono::milliseconds timeout) {
 
 std::string Process::Log() const { return ReadFile(log_path_); }
 
-TempDir::TempDir() {
-  char tmpl[] = "/tmp/lockwatch-e2e.XXXXXX";
-  const char* p = mkdtemp(tmpl);
-  if (p != nullptr) path_ = p;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-}
-
 void WriteFile(const std::string& path, const std::string& text) {
   // Write then rename, so a reloading agent never reads a half-written file.
   const std::string tmp = path + ".tmp";

@@ -12,6 +12,8 @@
 
 #include <libpq-fe.h>
 
+#include "tests/testing/temp_dir.h"
+
 namespace lockwatch::e2e {
 
 using Clock = std::chrono::steady_clock;
@@ -37,19 +39,7 @@ class Process {
   std::string log_path_;
 };
 
-// A temporary directory removed (recursively) on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using TempDir = lockwatch::testing::TempDir;
 
 void WriteFile(const std::string& path, const std::string& text);
 std::string ReadFile(const std::string& path);
