@@ -4,6 +4,7 @@
 
 #include "agent/app/logging.h"
 #include "agent/app/tree_command.h"
+#include "agent/forensics/dump_command.h"
 
 #ifndef LOCKWATCH_VERSION
 #define LOCKWATCH_VERSION "0.0.0"
@@ -30,6 +31,7 @@ int RunCli(CliContext& context, int argc, const char* const* argv) {
 
   // One line per subcommand; each lives in its own <name>_command.cc.
   AddTreeCommand(app, context);
+  forensics::AddDumpCommand(app, context);
   for (const CommandRegistrar& add : context.commands) {
     add(app);
   }
