@@ -16,11 +16,8 @@ namespace {
 
 using nlohmann::json;
 
-template <typename T>
-json ValueOrNull(const std::optional<T>& v) {
-  if (!v) return nullptr;
-  return *v;
-}
+using lockwatch::json::ModeOrNull;
+using lockwatch::json::ValueOrNull;
 
 const char* QueryMethodName(QueryTextMethod m) {
   switch (m) {
@@ -58,8 +55,7 @@ json LockJson(const core::LockRow& r) {
       {"objsubid", ValueOrNull(r.objsubid)},
       {"virtualtransaction", r.virtualtransaction},
       {"pid", ValueOrNull(r.pid)},
-      {"mode",
-       r.mode == core::LockMode::kNone ? json(nullptr) : json(std::string(core::LockModeName(r.mode)))},
+      {"mode", ModeOrNull(r.mode)},
       {"granted", r.granted},
       {"fastpath", r.fastpath},
       {"waitstart", lockwatch::json::IsoOrNull(r.waitstart)},

@@ -75,4 +75,9 @@ std::optional<core::TimestampUs> ParseIso8601(std::string_view text) {
   return ((days * 86400 + hour * 3600 + minute * 60 + second) * 1000000) + micros;
 }
 
+nlohmann::json ModeOrNull(core::LockMode mode) {
+  if (mode == core::LockMode::kNone) return nullptr;
+  return std::string(core::LockModeName(mode));
+}
+
 }  // namespace lockwatch::json

@@ -11,17 +11,6 @@ namespace {
 
 using nlohmann::json;
 
-template <typename T>
-json ValueOrNull(const std::optional<T>& v) {
-  if (!v) return nullptr;
-  return *v;
-}
-
-json ModeOrNull(core::LockMode mode) {
-  if (mode == core::LockMode::kNone) return nullptr;
-  return std::string(core::LockModeName(mode));
-}
-
 // Mode names of a mask, weakest first, as an array (MaskNames joins them with "+", awkward for consumers).
 json ModeArray(core::LockMask mask) {
   json out = json::array();
