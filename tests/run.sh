@@ -5,6 +5,7 @@
 #   3. checks style: clang-format 14 (all C++ under agent/ and tests/), clang-tidy 14 (agent/**/*.cc)
 #   4. starts a throwaway PostgreSQL 15 cluster (tests/pg_cluster.sh), removed again on any exit
 #   5. runs ctest: unit tests in parallel, then the PostgreSQL tests (label "pg") one at a time
+#   6. builds the libFuzzer targets (tests/fuzz, clang-14) and runs each for a fixed number of inputs
 # Exits non-zero on any failure. Safe to run repeatedly; build/ is reused incrementally.
 #
 # Environment: LOCKWATCH_BUILD_DIR (default build), LOCKWATCH_BUILD_TYPE (default Release), LOCKWATCH_RANDOM_SEED / LOCKWATCH_RANDOM_CASES (randomized
@@ -26,13 +27,14 @@ STAGE_SUMMARY=()
 STYLE_RESULT="not run"
 UNIT_RESULT="not run"
 PG_RESULT="not run"
+FUZZ_RESULT="not run"
 
 summary() {
   local rc=$1 status="PASSED"
   ((rc == 0)) || status="FAILED"
   echo
   echo "==> stage timings: ${STAGE_SUMMARY[*]:-none}"
-  echo "lockwatch tests: ${status} (style: ${STYLE_RESULT}; unit: ${UNIT_RESULT}; pg: ${PG_RESULT})" \
+  echo "lockwatch tests: ${status} (style: ${STYLE_RESULT}; unit: ${UNIT_RESULT}; pg: ${PG_RESULT}; fuzz: ${FUZZ_RESULT})" \
     "in $((SECONDS - RUN_START)) s"
 }
 
@@ -160,6 +162,11 @@ pg_rc=0
 run_stage unit-tests ctest_stage UNIT_RESULT -LE pg -j "${JOBS}" || unit_rc=$?
 # PostgreSQL tests inspect server-wide lock state: one at a time.
 run_stage pg-tests ctest_stage PG_RESULT -L pg -j 1 || pg_rc=$?
+# libFuzzer targets (clang-14, ASan+UBSan) over the decoders and parsers: fixed seed and run counts, so the
+# result is reproducible.
+fuzz_rc=0
+run_stage fuzz bash tests/fuzz/run.sh || fuzz_rc=$?
+FUZZ_RESULT=$([[ ${fuzz_rc} == 0 ]] && echo ok || echo FAILED)
 tidy_rc=0
 wait "${TIDY_PID}" || tidy_rc=$?
 TIDY_PID=""
@@ -173,6 +180,6 @@ echo "==> clang-tidy: $([[ ${tidy_rc} == 0 ]] && echo ok || echo "FAILED (exit $
 STYLE_RESULT=$([[ ${style_rc} == 0 ]] && echo ok || echo FAILED)
 # ctest hides the output of passing tests; show what the randomized differential test covered.
 grep -h '^random differential:' "${BUILD_DIR}/Testing/Temporary/LastTest.log" 2>/dev/null || true
-if ((style_rc != 0 || unit_rc != 0 || pg_rc != 0)); then
+if ((style_rc != 0 || unit_rc != 0 || pg_rc != 0 || fuzz_rc != 0)); then
   exit 1
 fi
