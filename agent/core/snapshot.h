@@ -32,6 +32,9 @@ struct Session {
   std::optional<uint32_t> backend_xid;
   std::optional<uint32_t> backend_xmin;
   std::string query;
+  // The role's rolsuper when the collector read it (nullopt: unknown, e.g. an older fixture). Remediation
+  // treats an unknown as a superuser: never a victim unless a rule names superusers.
+  std::optional<bool> superuser;
 };
 
 // One pg_locks row. The identity columns (locktype .. objsubid) form the lock target key; NULLs matter.
