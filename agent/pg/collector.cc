@@ -1,15 +1,13 @@
 #include "agent/pg/collector.h"
 
 #include <algorithm>
-#include <cctype>
-#include <exception>
-#include <string_view>
 #include <utility>
 
 #include <pqxx/pqxx>
 
 #include "agent/pg/decode.h"
 #include "agent/pg/dsn.h"
+#include "agent/pg/pq_session.h"
 #include "agent/pg/queries.h"
 #include "agent/pg/relation_names.h"
 #include "agent/pg/row_set.h"
@@ -20,61 +18,7 @@ namespace {
 constexpr const char* kSnapshotStatement = "lockwatch_snapshot";
 constexpr const char* kNamesStatement = "lockwatch_relation_names";
 
-std::string Trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())) != 0) s.pop_back();
-  return s;
-}
-
-bool Contains(std::string_view haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string_view::npos;
-}
-
-// libpq reports a failed connection as text only (no SQLSTATE reaches the client before the session
-// exists), so authentication failures are recognised by libpq's and the server's English messages.
-bool LooksLikeAuthFailure(std::string_view message) {
-  return Contains(message, "authentication failed") || Contains(message, "pg_hba.conf") ||
-         Contains(message, "no password supplied") || Contains(message, "password is required") ||
-         (Contains(message, "role \"") && Contains(message, "does not exist"));
-}
-
-// SQLSTATE classes that mean the session is gone: connection exceptions and operator intervention
-// (admin shutdown, crash shutdown, pg_terminate_backend).
-bool SessionEnded(std::string_view sqlstate) {
-  return sqlstate.rfind("08", 0) == 0 || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03";
-}
-
 std::string Milliseconds(std::chrono::milliseconds ms) { return std::to_string(ms.count()) + "ms"; }
-
-// The server's message without libpq's "ERROR:  " prefix and the statement excerpt that follows it.
-std::string ServerMessage(const std::string& what) {
-  std::string first = what.substr(0, what.find('\n'));
-  for (std::string_view prefix : {"ERROR:  ", "FATAL:  "}) {
-    if (first.rfind(prefix, 0) == 0) first.erase(0, prefix.size());
-  }
-  return Trim(first);
-}
-
-// Runs `fn` (which uses libpqxx) and turns libpqxx's exceptions into a Status; `what` prefixes messages.
-template <typename Fn>
-core::Status Guard(const std::string& what, const std::string& dsn, Fn&& fn) {
-  try {
-    fn();
-    return core::Status::Ok();
-  } catch (const pqxx::broken_connection& e) {
-    return core::Status::Unavailable(what + ": connection lost: " + ScrubSecrets(Trim(e.what()), dsn));
-  } catch (const pqxx::sql_error& e) {
-    const std::string& state = e.sqlstate();
-    const std::string message = what + ": SQLSTATE " + (state.empty() ? "?" : state) + ": " +
-                                ScrubSecrets(ServerMessage(e.what()), dsn);
-    if (state == "42501" || state == "28P01" || state == "28000")
-      return core::Status::PermissionDenied(message);
-    if (state == "57014" || state == "55P03") return core::Status::Timeout(message);
-    if (SessionEnded(state)) return core::Status::Unavailable(message);
-    return core::Status::QueryFailed(message);
-  } catch (const std::exception& e) {
-    return core::Status::Internal(what + ": " + ScrubSecrets(Trim(e.what()), dsn));
-  }
-}
 
 // Text form of a result, and the size of its DataRow messages on the wire (text format: 7 bytes of
 // framing per row, 4 of length per field, then the value bytes).
@@ -110,29 +54,6 @@ struct Collector::Impl {
   std::unique_ptr<pqxx::connection> conn;
   int server_version_num = 0;
   RelationNameCache names;
-
-  std::string Conninfo(const ConnParams& parsed) const {
-    ConnParams params = parsed;
-    // Always ours: it is how lockwatch recognises its own sessions (and how a DBA does).
-    SetParam(&params, "application_name", options.application_name, /*override=*/true);
-    // Timeouts travel in the startup packet too: a new backend reads pg_class and friends before it is
-    // ready, and without lock_timeout it would queue (with no end, even after libpq gave up at
-    // connect_timeout) behind a LOCK TABLE / VACUUM FULL on a catalog. Appended last so they win over
-    // -c settings in the user's options.
-    std::string startup = "-c lock_timeout=" + std::to_string(options.lock_timeout.count()) +
-                          " -c statement_timeout=" + std::to_string(options.statement_timeout.count());
-    if (const std::string* user = FindParam(params, "options"); user != nullptr && !user->empty()) {
-      startup = *user + " " + startup;
-    }
-    SetParam(&params, "options", startup, /*override=*/true);
-    // The rest only when the DSN does not choose otherwise.
-    SetParam(&params, "connect_timeout", std::to_string(options.connect_timeout.count()), false);
-    SetParam(&params, "keepalives", "1", false);
-    SetParam(&params, "keepalives_idle", std::to_string(options.keepalives_idle_s), false);
-    SetParam(&params, "keepalives_interval", std::to_string(options.keepalives_interval_s), false);
-    SetParam(&params, "keepalives_count", std::to_string(options.keepalives_count), false);
-    return ToConninfo(params);
-  }
 
   // Drops the connection when libpq says it is gone, or when the error says the session ended.
   core::Status Check(core::Status status) {
@@ -174,27 +95,10 @@ core::Status Collector::Connect() {
   d.server_version_num = 0;
   d.names.Clear();  // a reconnect may reach another server (failover): oids differ
 
-  core::Result<ConnParams> params = ParseDsn(d.dsn);
-  if (!params.ok()) return params.status();
-  const std::string conninfo = d.Conninfo(params.value());
   const std::string where = "connect to " + d.redacted_dsn;
-
-  try {
-    d.conn = std::make_unique<pqxx::connection>(conninfo);
-  } catch (const pqxx::broken_connection& e) {
-    const std::string message = where + ": " + ScrubSecrets(Trim(e.what()), d.dsn);
-    if (LooksLikeAuthFailure(message)) return core::Status::PermissionDenied(message);
-    return core::Status::Unavailable(message);
-  } catch (const std::exception& e) {
-    return core::Status::Unavailable(where + ": " + ScrubSecrets(Trim(e.what()), d.dsn));
-  }
-
+  if (core::Status opened = OpenSession(d.dsn, d.redacted_dsn, d.options, &d.conn); !opened.ok())
+    return opened;
   const int version = d.conn->server_version();
-  if (!SupportedServerVersion(version)) {
-    d.conn.reset();
-    return core::Status::InvalidArgument(where + ": server_version_num " + std::to_string(version) +
-                                         " is not supported (PostgreSQL 12 to 18)");
-  }
 
   // One statement. statement_timeout bounds a poll; lock_timeout keeps the monitor from queueing behind
   // DDL; JIT compilation and parallel workers only add latency to a small monitoring query.

@@ -89,6 +89,14 @@ class FieldReader {
     return false;
   }
 
+  std::optional<bool> NullableBool(std::size_t field) {
+    std::optional<std::string> v = NullableText(field);
+    if (!v.has_value()) return std::nullopt;
+    if (*v == "t") return true;
+    if (*v != "f") Fail(field, "bad boolean " + Quote(*v) + " (want t or f)");
+    return false;
+  }
+
   core::LockMode RequiredMode(std::size_t field) {
     std::string v = RequiredText(field);
     if (!status_.ok()) return core::LockMode::kNone;
@@ -158,6 +166,7 @@ core::Status DecodeActivity(FieldReader& r, int version, core::Session* s) {
   s->backend_xid = r.NullableInt<uint32_t>(F(A::kBackendXid));
   s->backend_xmin = r.NullableInt<uint32_t>(F(A::kBackendXmin));
   s->query = r.Text(F(A::kQuery));
+  s->superuser = r.NullableBool(F(A::kSuperuser));
   r.ExpectUnusedNull(kActivityFields.size());
   return r.status();
 }

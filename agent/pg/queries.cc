@@ -51,6 +51,8 @@ std::string ActivityExpr(ActivityField field) {
       return "a.backend_xmin";
     case ActivityField::kQuery:
       return "a.query";
+    case ActivityField::kSuperuser:
+      return "a.superuser";
     case ActivityField::kCount:
       break;
   }
@@ -168,6 +170,9 @@ std::string Branch(char kind, const std::array<std::string_view, N>& fields, Exp
   return sql;
 }
 
+// rolsuper comes from pg_roles, not pg_authid: pg_authid is readable only by superusers (it holds
+// rolpassword) and lockwatch runs as a pg_monitor role. The planner hashes pg_authid once and removes the
+// view's pg_db_role_setting join (no column of it is used), so the cost is one hash join per poll.
 std::string ActivityCte(int version) {
   std::string leader = version >= 130000 ? "leader_pid::text" : "NULL::text";
   return "a AS MATERIALIZED (\n"
@@ -182,8 +187,9 @@ std::string ActivityCte(int version) {
          " AS xact_start,\n         " + Micros("query_start") + " AS query_start,\n         " +
          Micros("state_change") +
          " AS state_change,\n"
-         "         backend_xid::text AS backend_xid, backend_xmin::text AS backend_xmin, query\n"
-         "  FROM pg_stat_activity)";
+         "         backend_xid::text AS backend_xid, backend_xmin::text AS backend_xmin, query,\n"
+         "         CASE WHEN r.rolsuper THEN 't' WHEN NOT r.rolsuper THEN 'f' END AS superuser\n"
+         "  FROM pg_stat_activity LEFT JOIN pg_roles AS r ON r.oid = usesysid)";
 }
 
 // pg_lock_status() is the function behind pg_locks: calling it directly skips the view and makes the gate
@@ -261,6 +267,79 @@ std::string RelationNamesSql() {
   return "SELECT c.oid::text, n.nspname || '.' || c.relname\n"
          "FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace\n"
          "WHERE c.oid = ANY ($1::oid[])";
+}
+
+namespace {
+
+// A timestamptz from int8 microseconds since the epoch, exact: int8 -> float8 is exact below 2^53 us
+// (year 2255) and interval arithmetic on a pure-microsecond interval is integer arithmetic, independent of
+// TimeZone. The opposite direction (extract(epoch ...)) is what the snapshot statement sends.
+std::string TimestampParam(int n) {
+  return "('epoch'::timestamptz + $" + std::to_string(n) + "::int8 * interval '1 microsecond')";
+}
+
+}  // namespace
+
+// The identity is matched in a MATERIALIZED CTE so the signal function runs at most once, and only on the
+// row that matched; CASE evaluates it only for a valid victim, so a refused row is reported without being
+// touched. A session without a readable role counts as a superuser. A role without pg_read_all_stats sees
+// other roles' sessions with NULL details: such a row matches on pid alone so the answer can say "cannot
+// see it" (permission denied) instead of a misleading "stale", and it is never signalled.
+std::string SignalSql(bool terminate, int server_version_num) {
+  std::string signal;
+  if (!terminate) {
+    signal = "pg_cancel_backend(v.pid)";
+  } else if (server_version_num >= 140000) {
+    signal = "pg_terminate_backend(v.pid, $9::int8)";
+  } else {
+    signal = "pg_terminate_backend(v.pid)";
+  }
+  return std::string(
+             "WITH v AS MATERIALIZED (\n"
+             "  SELECT a.pid, a.backend_start IS NOT NULL AS visible,\n"
+             "         CASE WHEN a.backend_start IS NULL\n"
+             "                THEN 'a session of role ' || coalesce(a.usesysid::regrole::text, 'unknown') "
+             "||\n"
+             "                     ' whose details this role cannot read (it needs pg_read_all_stats, e.g. "
+             "via "
+             "pg_monitor)'\n"
+             "              WHEN a.pid = pg_backend_pid() THEN 'lockwatch''s own session'\n"
+             "              WHEN a.application_name LIKE '") +
+         kSignalRefusalPrefix +
+         "%' THEN 'a lockwatch session (application_name ' || a.application_name || ')'\n"
+         "              WHEN a.backend_type = 'autovacuum worker' AND NOT $8::bool\n"
+         "                THEN 'an autovacuum worker (the rule does not name autovacuum workers)'\n"
+         "              WHEN a.backend_type NOT IN ('client backend', 'autovacuum worker')\n"
+         "                THEN 'backend type ' || coalesce(a.backend_type, 'unknown') || ' is never "
+         "signalled'\n"
+         "              WHEN a.backend_type = 'client backend' AND NOT $7::bool AND coalesce(r.rolsuper, "
+         "true)\n"
+         "                THEN 'a superuser session (role ' || coalesce(a.usename::text, 'unknown') ||\n"
+         "                     '; the rule does not name superusers)'\n"
+         "         END AS refusal\n"
+         "  FROM pg_stat_activity AS a LEFT JOIN pg_roles AS r ON r.oid = a.usesysid\n"
+         "  WHERE a.pid = $1::int4\n"
+         "    AND (a.backend_start IS NULL OR (a.backend_start = " +
+         TimestampParam(2) +
+         "\n"
+         "    AND (NOT $3::bool OR a.xact_start = " +
+         TimestampParam(4) +
+         ")\n"
+         "    AND (NOT $5::bool OR a.state_change = " +
+         TimestampParam(6) +
+         "))))\n"
+         "SELECT v.pid::text, v.refusal,\n"
+         "       CASE WHEN v.refusal IS NULL THEN CASE WHEN " +
+         signal +
+         " THEN 't' ELSE 'f' END END AS signalled,\n"
+         "       CASE WHEN v.visible THEN 't' ELSE 'f' END AS visible\n"
+         "FROM v";
+}
+
+std::string SessionAliveSql() {
+  return "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = $1::int4\n"
+         "  AND a.backend_start = " +
+         TimestampParam(2) + ") THEN 't' ELSE 'f' END";
 }
 
 }  // namespace lockwatch::pg

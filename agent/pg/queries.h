@@ -14,7 +14,7 @@ bool SupportedServerVersion(int server_version_num);
 
 // ---------------------------------------------------------------------------------------------------------
 // Result layout of SnapshotSql(). One statement, one result: column "kind" tags each row, then columns
-// c1..c17 (all text) carry the row's fields positionally. A kind with fewer fields leaves the remaining
+// c1..c18 (all text) carry the row's fields positionally. A kind with fewer fields leaves the remaining
 // columns NULL. The tables below are the single definition of each kind's fields: the SQL builder emits
 // its select lists from them and the decoder reads by them, so the two cannot drift.
 //
@@ -22,7 +22,8 @@ bool SupportedServerVersion(int server_version_num);
 //    c1 pid  c2 leader_pid (NULL before PG13)  c3 usename  c4 application_name  c5 client_addr (host(), no
 //    mask)  c6 datname  c7 backend_type  c8 state  c9 wait_event_type  c10 wait_event  c11 backend_start
 //    c12 xact_start  c13 query_start  c14 state_change (timestamps: int8 microseconds since the epoch)
-//    c15 backend_xid  c16 backend_xmin  c17 query
+//    c15 backend_xid  c16 backend_xmin  c17 query  c18 superuser (the role's rolsuper, 't'/'f'; NULL when the
+//    session has no role, e.g. background processes, or the role is gone)
 //  kind 'l' (pg_lock_status(), only when some backend waits on a heavyweight lock; SIReadLock and
 //    fast-path rows dropped; only rows of contended targets, every pid-IS-NULL row (prepared transactions)
 //    and the granted tuple locks of waiting pids (they name the row a transactionid waiter wants)):
@@ -60,13 +61,14 @@ enum class ActivityField : std::size_t {
   kBackendXid,
   kBackendXmin,
   kQuery,
+  kSuperuser,
   kCount,
 };
 inline constexpr std::array<std::string_view, static_cast<std::size_t>(ActivityField::kCount)>
     kActivityFields = {"pid",           "leader_pid",   "usename",     "application_name", "client_addr",
                        "datname",       "backend_type", "state",       "wait_event_type",  "wait_event",
                        "backend_start", "xact_start",   "query_start", "state_change",     "backend_xid",
-                       "backend_xmin",  "query"};
+                       "backend_xmin",  "query",        "superuser"};
 
 enum class LockField : std::size_t {
   kLocktype,
@@ -130,12 +132,28 @@ inline constexpr std::array<std::string_view, 7> kRecordedSettings = {"deadlock_
 
 // The one statement of a poll for a server of the given version (must be SupportedServerVersion). It takes
 // no parameters, touches no catalog other than what pg_stat_activity/pg_prepared_xacts join internally
-// (pg_database, pg_authid), and only executes pg_lock_status() when some backend waits on a heavyweight
-// lock (an InitPlan one-time filter).
+// (pg_database, pg_authid) and pg_roles (pg_authid again, for rolsuper), and only executes pg_lock_status()
+// when some backend waits on a heavyweight lock (an InitPlan one-time filter).
 std::string SnapshotSql(int server_version_num);
 
 // Best-effort relation names: parameter $1 is an oid[] literal ("{16384,16390}"). Result columns: oid, name
 // ("schema.relation"). Reads pg_class/pg_namespace, so it can hit lock_timeout while a catalog is locked.
 std::string RelationNamesSql();
+
+// ---------------------------------------------------------------------------------------------------------
+// The actuator's one statement (see actuator.h). Parameters, all bound and never NULL:
+//   $1 int4 pid  $2 int8 backend_start (us since the epoch)  $3 bool compare xact_start  $4 int8 xact_start
+//   $5 bool compare state_change  $6 int8 state_change  $7 bool allow superuser  $8 bool allow autovacuum
+//   worker  $9 int8 terminate timeout in ms (only in the PG14+ terminate statement)
+// Result: zero rows when no live session matches the identity ("stale"); otherwise one row: c1 pid,
+// c2 refusal (NULL when the session is a valid victim, else why not), c3 the signal function's result
+// ('t'/'f'; NULL when refused, i.e. nothing was sent), c4 visible ('f' when this role cannot read the
+// session's details, i.e. lacks pg_read_all_stats: then the row matched on pid alone and c2 says so).
+inline constexpr const char* kSignalRefusalPrefix = "lockwatch";  // application_name prefix never signalled
+std::string SignalSql(bool terminate, int server_version_num);
+
+// Whether the session with pid $1 (int4) and backend_start $2 (int8 us) is still in pg_stat_activity: one row
+// with 't' or 'f'. Used to await a terminate on servers before 14.
+std::string SessionAliveSql();
 
 }  // namespace lockwatch::pg

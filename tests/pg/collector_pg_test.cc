@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -106,6 +107,38 @@ std::string SettingValue(const core::Snapshot& s, const std::string& name) {
     if (setting.name == name) return setting.value;
   }
   return "<missing>";
+}
+
+TEST_F(CollectorPgTest, SessionsCarryTheirRolesSuperuserAttribute) {
+  control_->Exec(
+      "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lw_coll_plain') THEN "
+      "CREATE ROLE lw_coll_plain LOGIN NOSUPERUSER; END IF; END$$");
+  Session plain(dsn_ + " user=lw_coll_plain");
+  ASSERT_TRUE(plain.ok()) << plain.error();
+
+  Collector collector(dsn_);
+  ASSERT_TRUE(collector.Connect().ok());
+  core::Result<core::Snapshot> r = collector.Poll();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  struct Case {
+    int pid;
+    std::optional<bool> want;
+  };
+  for (const Case& c : {Case{control_->pid(), true}, Case{plain.pid(), false}}) {
+    bool found = false;
+    for (const core::Session& s : r.value().sessions) {
+      if (s.pid != c.pid) continue;
+      found = true;
+      EXPECT_EQ(s.superuser, c.want) << "pid " << c.pid << " (" << s.usename << ")";
+    }
+    EXPECT_TRUE(found) << "pid " << c.pid;
+  }
+  // Background processes have no role: unknown, not "not a superuser".
+  for (const core::Session& s : r.value().sessions) {
+    if (s.backend_type == "checkpointer") {
+      EXPECT_EQ(s.superuser, std::nullopt);
+    }
+  }
 }
 
 TEST_F(CollectorPgTest, SteadyStatePollSkipsPgLocksAndAppliesSessionSettings) {

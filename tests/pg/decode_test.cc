@@ -1,6 +1,7 @@
 #include "agent/pg/decode.h"
 
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -200,10 +201,30 @@ TEST(DecodeSnapshotTest, Pg18SteadyStateHasNoLocks) {
   EXPECT_EQ(s.settings[0].name, "max_locks_per_transaction");
 }
 
+TEST(DecodeSnapshotTest, SuperuserIsDecodedForEveryVersionAndNullIsUnknown) {
+  struct Case {
+    testing::VersionFixture fixture;
+    int32_t pid;
+    std::optional<bool> want;
+  };
+  const std::vector<Case> cases = {
+      {testing::Pg12(), 4100, false}, {testing::Pg13(), 5300, true},   {testing::Pg13(), 5201, false},
+      {testing::Pg14(), 6101, false}, {testing::Pg15(), 8005, true},   {testing::Pg15(), 7135, std::nullopt},
+      {testing::Pg16(), 9200, true},  {testing::Pg17(), 10100, false}, {testing::Pg18(), 11100, false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::to_string(c.fixture.version) + " pid " + std::to_string(c.pid));
+    const core::Snapshot s = DecodeOk(c.fixture);
+    const core::Session* session = FindSession(s, c.pid);
+    ASSERT_NE(session, nullptr);
+    EXPECT_EQ(session->superuser, c.want);
+  }
+}
+
 TEST(DecodeSnapshotTest, ExtremeValuesAtTheTypeLimitsDecode) {
   RowSet r = MakeResult({
       {"a", "2147483647", kNull, "", "", kNull, "", "", "", "", "", "-9223372036854775808", kNull, kNull,
-       "9223372036854775807", "4294967295", "0", ""},
+       "9223372036854775807", "4294967295", "0", "", kNull},
       {"l", "object", "0", kNull, kNull, kNull, kNull, kNull, "4294967295", "4294967295", "-2147483648",
        "1/1", "1", "AccessShareLock", "t", "f", kNull},
       Meta("150018", "t"),
@@ -222,7 +243,7 @@ TEST(DecodeSnapshotTest, ExtremeValuesAtTheTypeLimitsDecode) {
 RowSet Valid() {
   return MakeResult({
       {"a", "100", kNull, "u", "app", kNull, "db", "client backend", "active", "Lock", "relation", "1", "2",
-       "3", "4", "700", "699", "SELECT 1"},
+       "3", "4", "700", "699", "SELECT 1", "f"},
       {"l", "relation", "5", "16385", kNull, kNull, kNull, kNull, kNull, kNull, kNull, "3/1", "100",
        "AccessShareLock", "f", "f", "5"},
       {"p", "740", "gx1", "6", "postgres", "db"},
@@ -247,7 +268,7 @@ TEST(DecodeSnapshotTest, MalformedInputIsCorruptAndNamesRowAndColumn) {
       {"empty result", [](RowSet* r) { *r = RowSet(); }, 150018, {"columns"}},
       {"wrong column name", [](RowSet* r) { r->columns[3] = "c33"; }, 150018, {"columns", "\"c33\""}},
       {"missing column in header", [](RowSet* r) { r->columns.pop_back(); }, 150018, {"columns"}},
-      {"short row", [](RowSet* r) { r->rows[1].pop_back(); }, 150018, {"row 1 has 17 values, want 18"}},
+      {"short row", [](RowSet* r) { r->rows[1].pop_back(); }, 150018, {"row 1 has 18 values, want 19"}},
       {"empty row", [](RowSet* r) { r->rows[2].clear(); }, 150018, {"row 2 has 0 values"}},
       {"unknown kind", [](RowSet* r) { Set(r, 0, 0, "x"); }, 150018, {"row 0", "kind", "unknown kind \"x\""}},
       {"NULL kind", [](RowSet* r) { Set(r, 3, 0, kNull); }, 150018, {"row 3", "unknown kind NULL"}},
@@ -276,6 +297,10 @@ TEST(DecodeSnapshotTest, MalformedInputIsCorruptAndNamesRowAndColumn) {
        150018,
        {"c15 (fastpath)", "unexpected NULL"}},
       {"unknown mode", [](RowSet* r) { Set(r, 1, 13, "FooLock"); }, 150018, {"c13 (mode)", "FooLock"}},
+      {"bad superuser boolean",
+       [](RowSet* r) { Set(r, 0, 18, "true"); },
+       150018,
+       {"row 0 (kind 'a')", "c18 (superuser)", "bad boolean"}},
       {"NULL locktype", [](RowSet* r) { Set(r, 1, 1, kNull); }, 150018, {"c1 (locktype)"}},
       {"NULL gid", [](RowSet* r) { Set(r, 2, 2, kNull); }, 150018, {"row 2 (kind 'p')", "c2 (gid)"}},
       {"value in unused column",

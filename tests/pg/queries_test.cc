@@ -62,12 +62,12 @@ TEST(SnapshotSqlTest, NeverJoinsRelationCatalogs) {
 
 TEST(SnapshotSqlTest, EveryBranchHasTheSameWidth) {
   const std::string sql = SnapshotSql(150018);
-  // The first branch names kind and c1..c17; no c18.
+  // The first branch names kind and c1..c18; no c19.
   EXPECT_TRUE(Has(sql, "'a'::text AS kind"));
   EXPECT_TRUE(Has(sql, "AS c" + std::to_string(kPayloadColumns)));
   EXPECT_FALSE(Has(sql, "AS c" + std::to_string(kPayloadColumns + 1)));
   EXPECT_EQ(Count(sql, "UNION ALL"), 4u);
-  // Padding per branch: l 1, p 12, s 15, m 10.
+  // Padding per branch: l 2, p 13, s 16, m 11.
   const std::size_t padding =
       (kPayloadColumns - kLockFields.size()) + (kPayloadColumns - kPreparedFields.size()) +
       (kPayloadColumns - kSettingFields.size()) + (kPayloadColumns - kMetaFields.size());
@@ -113,8 +113,70 @@ TEST(RelationNamesSqlTest, TakesAnOidArrayAndReturnsQualifiedNames) {
   EXPECT_TRUE(Has(sql, "n.nspname || '.' || c.relname"));
 }
 
+TEST(SnapshotSqlTest, ReadsSuperuserFromPgRolesNotPgAuthid) {
+  for (int v : kVersions) {
+    SCOPED_TRACE(v);
+    const std::string sql = SnapshotSql(v);
+    EXPECT_TRUE(Has(sql, "LEFT JOIN pg_roles AS r ON r.oid = usesysid"));
+    EXPECT_TRUE(Has(sql, "END AS superuser"));
+    EXPECT_TRUE(Has(sql, "a.superuser AS c18"));
+    EXPECT_FALSE(Has(sql, "pg_authid"));  // readable only by superusers
+  }
+}
+
+TEST(SignalSqlTest, SignalFunctionPerKindAndVersion) {
+  struct Case {
+    bool terminate;
+    int version;
+    const char* signal;
+    bool has_timeout_param;
+  };
+  const std::vector<Case> cases = {
+      {false, 120022, "pg_cancel_backend(v.pid)", false},
+      {false, 150018, "pg_cancel_backend(v.pid)", false},
+      {true, 120022, "pg_terminate_backend(v.pid)", false},
+      {true, 130018, "pg_terminate_backend(v.pid)", false},
+      {true, 140000, "pg_terminate_backend(v.pid, $9::int8)", true},
+      {true, 180001, "pg_terminate_backend(v.pid, $9::int8)", true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::to_string(c.version) + (c.terminate ? " terminate" : " cancel"));
+    const std::string sql = SignalSql(c.terminate, c.version);
+    EXPECT_TRUE(Has(sql, c.signal));
+    EXPECT_EQ(Has(sql, "$9"), c.has_timeout_param);
+    EXPECT_EQ(Count(sql, "pg_cancel_backend") + Count(sql, "pg_terminate_backend"), 1u);
+  }
+}
+
+TEST(SignalSqlTest, MatchesTheIdentityExactlyAndSignalsOnlyAValidVictim) {
+  const std::string sql = SignalSql(true, 150018);
+  // Integer microseconds, never floating seconds.
+  EXPECT_TRUE(Has(sql, "a.backend_start = ('epoch'::timestamptz + $2::int8 * interval '1 microsecond')"));
+  EXPECT_TRUE(Has(sql, "(NOT $3::bool OR a.xact_start = ('epoch'::timestamptz + $4::int8"));
+  EXPECT_TRUE(Has(sql, "(NOT $5::bool OR a.state_change = ('epoch'::timestamptz + $6::int8"));
+  EXPECT_FALSE(Has(sql, "to_timestamp"));
+  EXPECT_TRUE(Has(sql, "WHERE a.pid = $1::int4"));
+  EXPECT_TRUE(Has(sql, "WITH v AS MATERIALIZED"));
+  EXPECT_TRUE(Has(sql, "CASE WHEN v.refusal IS NULL THEN CASE WHEN pg_terminate_backend"));
+  // Refusals: unreadable details, own session, lockwatch sessions, autovacuum unless allowed, other backend
+  // types, superusers (unknown role counts as one) unless allowed.
+  EXPECT_TRUE(Has(sql, "WHEN a.backend_start IS NULL"));
+  EXPECT_TRUE(Has(sql, "WHEN a.pid = pg_backend_pid()"));
+  EXPECT_TRUE(Has(sql, "a.application_name LIKE 'lockwatch%'"));
+  EXPECT_TRUE(Has(sql, "a.backend_type = 'autovacuum worker' AND NOT $8::bool"));
+  EXPECT_TRUE(Has(sql, "a.backend_type NOT IN ('client backend', 'autovacuum worker')"));
+  EXPECT_TRUE(Has(sql, "NOT $7::bool AND coalesce(r.rolsuper, true)"));
+  EXPECT_FALSE(Has(sql, "pg_authid"));
+}
+
+TEST(SessionAliveSqlTest, ComparesPidAndExactBackendStart) {
+  const std::string sql = SessionAliveSql();
+  EXPECT_TRUE(Has(sql, "a.pid = $1::int4"));
+  EXPECT_TRUE(Has(sql, "a.backend_start = ('epoch'::timestamptz + $2::int8 * interval '1 microsecond')"));
+}
+
 TEST(FieldTablesTest, WidestKindDefinesThePayloadWidth) {
-  EXPECT_EQ(kPayloadColumns, 17u);
+  EXPECT_EQ(kPayloadColumns, 18u);
   EXPECT_LE(kLockFields.size(), kPayloadColumns);
   EXPECT_LE(kMetaFields.size(), kPayloadColumns);
   EXPECT_EQ(kSnapshotColumns, kPayloadColumns + 1);

@@ -52,10 +52,10 @@ inline VersionFixture Pg12() {
       MakeResult({
           {"a", "4100", kNull, "app", "billing", "10.0.0.7", "shop", "client backend", "active", "Lock",
            "speculative token", "1795614700000000", "1795614801000000", "1795614801000100",
-           "1795614801000200", "731", "730", "INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING"},
+           "1795614801000200", "731", "730", "INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING", "f"},
           {"a", "4101", kNull, "app", "billing", "10.0.0.8", "shop", "client backend", "idle in transaction",
            "Client", "ClientRead", "1795614700000000", "1795614800000000", "1795614800000100",
-           "1795614800000300", "730", kNull, "INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING"},
+           "1795614800000300", "730", kNull, "INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING", "f"},
           {"l", "speculative token", "730", kNull, kNull, kNull, kNull, kNull, "1", "0", "0", "4/12", "4101",
            "ExclusiveLock", "t", "f", kNull},
           {"l", "speculative token", "730", kNull, kNull, kNull, kNull, kNull, "1", "0", "0", "5/3", "4100",
@@ -69,13 +69,13 @@ inline VersionFixture Pg13() {
   return {130018, MakeResult({
                       {"a", "5200", kNull, "etl", "loader", kNull, "dw", "client backend", "active", "IO",
                        "DataFileRead", "1795614700000000", "1795614801000000", "1795614801000000",
-                       "1795614801000000", kNull, "900", "SELECT count(*) FROM big"},
+                       "1795614801000000", kNull, "900", "SELECT count(*) FROM big", "f"},
                       {"a", "5201", "5200", "etl", "loader", kNull, "dw", "parallel worker", "active", "Lock",
                        "relation", "1795614801000500", "1795614801000000", "1795614801000000",
-                       "1795614801000600", kNull, "900", "SELECT count(*) FROM big"},
+                       "1795614801000600", kNull, "900", "SELECT count(*) FROM big", "f"},
                       {"a", "5300", kNull, "dba", "psql", kNull, "dw", "client backend",
                        "idle in transaction", "Client", "ClientRead", "1795614700000000", "1795614790000000",
-                       "1795614790000000", "1795614790000100", "901", kNull, "LOCK big"},
+                       "1795614790000000", "1795614790000100", "901", kNull, "LOCK big", "t"},
                       {"l", "relation", "16384", "16390", kNull, kNull, kNull, kNull, kNull, kNull, kNull,
                        "6/4", "5201", "AccessShareLock", "f", "f", kNull},
                       {"l", "relation", "16384", "16390", kNull, kNull, kNull, kNull, kNull, kNull, kNull,
@@ -90,10 +90,10 @@ inline VersionFixture Pg14() {
   return {140015, MakeResult({
                       {"a", "6100", kNull, "app", "api", "::1", "shop", "client backend", "active", "Lock",
                        "advisory", "1795614700000000", "1795614801000000", "1795614801000000",
-                       "1795614801000001", kNull, kNull, "SELECT pg_advisory_lock(42)"},
+                       "1795614801000001", kNull, kNull, "SELECT pg_advisory_lock(42)", "f"},
                       {"a", "6101", kNull, "app", "api", "::1", "shop", "client backend", "idle", kNull,
                        kNull, "1795614700000000", kNull, "1795614790000000", "1795614790000100", kNull, kNull,
-                       "SELECT pg_advisory_lock(42)"},
+                       "SELECT pg_advisory_lock(42)", "f"},
                       {"l", "advisory", "16384", kNull, kNull, kNull, kNull, kNull, "0", "42", "1", "3/0",
                        "6101", "ExclusiveLock", "t", "f", kNull},
                       {"l", "advisory", "16384", kNull, kNull, kNull, kNull, kNull, "0", "42", "1", "4/77",
@@ -106,14 +106,14 @@ inline VersionFixture Pg14() {
 inline VersionFixture Pg15() {
   return {150018, MakeResult({
                       {"a", "7135", kNull, kNull, "", kNull, kNull, "autovacuum launcher", kNull, "Activity",
-                       "AutoVacuumMain", "1795614722009890", kNull, kNull, kNull, kNull, kNull, ""},
+                       "AutoVacuumMain", "1795614722009890", kNull, kNull, kNull, kNull, kNull, "", kNull},
                       {"a", "8005", kNull, "postgres", "psql", kNull, "postgres", "client backend", "active",
                        "Timeout", "PgSleep", "1795614811078177", "1795614811084081", "1795614811084081",
                        "1795614811084082", "725", "725",
-                       "begin; update t set v=v+1 where id=1; select pg_sleep(4); commit;"},
+                       "begin; update t set v=v+1 where id=1; select pg_sleep(4); commit;", "t"},
                       {"a", "8016", kNull, "postgres", "psql", kNull, "postgres", "client backend", "active",
                        "Lock", "transactionid", "1795614811585201", "1795614811588074", "1795614811588074",
-                       "1795614811588075", "726", "725", "update t set v=v+1 where id=1"},
+                       "1795614811588075", "726", "725", "update t set v=v+1 where id=1", "t"},
                       {"l", "transactionid", kNull, kNull, kNull, kNull, kNull, "725", kNull, kNull, kNull,
                        "4/2", "8016", "ShareLock", "f", "f", "1795614811589098"},
                       {"l", "transactionid", kNull, kNull, kNull, kNull, kNull, "725", kNull, kNull, kNull,
@@ -132,28 +132,29 @@ inline VersionFixture Pg15() {
 }
 
 inline VersionFixture Pg16() {
-  return {160010, MakeResult({
-                      {"a", "9100", kNull, "app", "ingest", "10.1.1.1", "shop", "client backend", "active",
-                       "Lock", "spectoken", "1795614700000000", "1795614801000000", "1795614801000000",
-                       "1795614801000000", "812", "811", "INSERT INTO t VALUES (2) ON CONFLICT DO NOTHING"},
-                      {"a", "9200", "9199", "postgres", "", kNull, "shop",
-                       "logical replication parallel worker", "active", "Lock", "applytransaction",
-                       "1795614700000000", "1795614801000000", kNull, "1795614801000000", kNull, kNull, ""},
-                      {"l", "spectoken", kNull, kNull, kNull, kNull, kNull, "811", kNull, "5", kNull, "5/8",
-                       "9101", "ExclusiveLock", "t", "f", kNull},
-                      {"l", "spectoken", kNull, kNull, kNull, kNull, kNull, "811", kNull, "5", kNull, "6/2",
-                       "9100", "ShareLock", "f", "f", "1795614801000050"},
-                      {"l", "applytransaction", "16384", kNull, kNull, kNull, kNull, "1234567", kNull,
-                       "16500", "1", "7/1", "9200", "AccessExclusiveLock", "f", "f", "1795614801000070"},
-                      Meta("160010", "t"),
-                  })};
+  return {160010,
+          MakeResult({
+              {"a", "9100", kNull, "app", "ingest", "10.1.1.1", "shop", "client backend", "active", "Lock",
+               "spectoken", "1795614700000000", "1795614801000000", "1795614801000000", "1795614801000000",
+               "812", "811", "INSERT INTO t VALUES (2) ON CONFLICT DO NOTHING", "f"},
+              {"a", "9200", "9199", "postgres", "", kNull, "shop", "logical replication parallel worker",
+               "active", "Lock", "applytransaction", "1795614700000000", "1795614801000000", kNull,
+               "1795614801000000", kNull, kNull, "", "t"},
+              {"l", "spectoken", kNull, kNull, kNull, kNull, kNull, "811", kNull, "5", kNull, "5/8", "9101",
+               "ExclusiveLock", "t", "f", kNull},
+              {"l", "spectoken", kNull, kNull, kNull, kNull, kNull, "811", kNull, "5", kNull, "6/2", "9100",
+               "ShareLock", "f", "f", "1795614801000050"},
+              {"l", "applytransaction", "16384", kNull, kNull, kNull, kNull, "1234567", kNull, "16500", "1",
+               "7/1", "9200", "AccessExclusiveLock", "f", "f", "1795614801000070"},
+              Meta("160010", "t"),
+          })};
 }
 
 inline VersionFixture Pg17() {
   return {170006, MakeResult({
                       {"a", "10100", kNull, "app", "web", "192.0.2.1", "shop", "client backend", "active",
                        "Lock", "virtualxid", "1795614700000000", "1795614801000000", "1795614801000000",
-                       "1795614801000000", kNull, "950", "CREATE INDEX CONCURRENTLY ON t2(v)"},
+                       "1795614801000000", kNull, "950", "CREATE INDEX CONCURRENTLY ON t2(v)", "f"},
                       {"l", "virtualxid", kNull, kNull, kNull, kNull, "103/7", kNull, kNull, kNull, kNull,
                        "103/7", "10102", "ExclusiveLock", "t", "f", kNull},
                       {"l", "virtualxid", kNull, kNull, kNull, kNull, "103/7", kNull, kNull, kNull, kNull,
@@ -167,7 +168,7 @@ inline VersionFixture Pg18() {
   return {180001, MakeResult({
                       {"a", "11100", kNull, "app", "web", kNull, "shop", "client backend", "idle", "Client",
                        "ClientRead", "1795614700000000", kNull, "1795614790000000", "1795614790000100", kNull,
-                       kNull, "COMMIT"},
+                       kNull, "COMMIT", "f"},
                       Setting("max_locks_per_transaction", "64"),
                       Setting("idle_in_transaction_session_timeout", "0"),
                       Meta("180001", "f"),
