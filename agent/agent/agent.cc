@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/agent/incident_pipeline.h"
 #include "agent/agent/log.h"
 #include "agent/pg/dsn.h"
 #include "agent/web/http_server.h"
@@ -25,8 +26,11 @@ double WallNowSeconds() {
 // a retired poller's late results disappear instead of resurrecting a removed target's series.
 class MetricsSink : public PollSink {
  public:
-  MetricsSink(std::shared_ptr<metrics::AgentMetrics> metrics, std::string target)
-      : metrics_(std::move(metrics)), target_(std::move(target)) {}
+  MetricsSink(std::shared_ptr<metrics::AgentMetrics> metrics, std::string target,
+              IncidentPipelineOptions pipeline)
+      : metrics_(std::move(metrics)),
+        target_(std::move(target)),
+        pipeline_(std::make_unique<IncidentPipeline>(target_, std::move(pipeline), metrics_)) {}
 
   void Disable() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -40,8 +44,13 @@ class MetricsSink : public PollSink {
     cost.server_seconds = stats.server_seconds;
     cost.bytes_received = stats.bytes_received;
     cost.locks_read = stats.locks_read;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (enabled_) metrics_->RecordPoll(target_, snapshot, report, cost, now_s);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!enabled_) return;
+      metrics_->RecordPoll(target_, snapshot, report, cost, now_s);
+    }
+    // Only the poll thread gets here; the pipeline copies what its dump writer needs and returns.
+    pipeline_->OnPoll(snapshot, report);
   }
   void OnPollError(const std::string& stage, double now_s) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -55,6 +64,7 @@ class MetricsSink : public PollSink {
  private:
   std::shared_ptr<metrics::AgentMetrics> metrics_;
   std::string target_;
+  std::unique_ptr<IncidentPipeline> pipeline_;
   std::mutex mu_;
   bool enabled_ = true;
 };
@@ -90,7 +100,16 @@ bool SamePollSettings(const config::AgentConfig& a, const config::AgentConfig& b
   return a.interval == b.interval && a.max_backoff == b.max_backoff &&
          a.session.statement_timeout == b.session.statement_timeout &&
          a.session.lock_timeout == b.session.lock_timeout &&
-         a.session.connect_timeout == b.session.connect_timeout;
+         a.session.connect_timeout == b.session.connect_timeout &&
+         a.incidents.max_wait == b.incidents.max_wait &&
+         a.incidents.blocked_sessions == b.incidents.blocked_sessions &&
+         a.incidents.max_depth == b.incidents.max_depth &&
+         a.incidents.resolve_after == b.incidents.resolve_after &&
+         a.recorder.duration == b.recorder.duration && a.recorder.max_bytes == b.recorder.max_bytes &&
+         a.dumps.enabled == b.dumps.enabled && a.dumps.dir == b.dumps.dir &&
+         a.dumps.query_text == b.dumps.query_text && a.dumps.flush_interval == b.dumps.flush_interval &&
+         a.dumps.max_count == b.dumps.max_count && a.dumps.max_age == b.dumps.max_age &&
+         a.dumps.max_total_bytes == b.dumps.max_total_bytes;
 }
 
 }  // namespace
@@ -166,7 +185,7 @@ void Agent::StartTarget(const config::TargetConfig& target) {
   metrics_->AddTarget(target.name, config_.interval);
   auto t = std::make_unique<Target>();
   t->config = target;
-  t->sink = std::make_shared<MetricsSink>(metrics_, target.name);
+  t->sink = std::make_shared<MetricsSink>(metrics_, target.name, PipelineOptionsFromConfig(config_));
   PollerOptions options;
   options.name = target.name;
   options.redacted_dsn = pg::RedactDsn(target.dsn);

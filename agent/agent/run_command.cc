@@ -87,6 +87,9 @@ void AddRunCommand(CLI::App& app) {
   run->add_option_function<std::string>(
       "--web.config.file", [flags](const std::string& v) { flags->overrides.web_config_file = v; },
       "exporter-toolkit web config (TLS, basic auth)");
+  run->add_option_function<std::string>(
+      "--dump-dir", [flags](const std::string& v) { flags->overrides.dump_dir = v; },
+      "directory for incident dumps (default /var/lib/lockwatch/dumps; created with mode 0700)");
   // The application may already define --log-level/--log-format globally (they fall through to
   // subcommands); then the global values are read when `run` starts instead of defining the flags twice.
   CLI::App* parent = &app;

@@ -79,6 +79,36 @@ class Reader {
     return node.Scalar();
   }
 
+  int Integer(const YAML::Node& node, const YAML::Mark& key_mark, const std::string& key, int min,
+              int max) const {
+    const std::string expected = "expected an integer from " + std::to_string(min) + " to " +
+                                 std::to_string(max) + " for \"" + key + "\"";
+    if (!node.IsScalar()) Fail(MarkOf(node, key_mark), expected);
+    const std::string& text = node.Scalar();
+    if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos) {
+      Fail(node.Mark(), expected + ", got \"" + text + "\"");
+    }
+    const int value = std::stoi(text);
+    if (value < min || value > max) Fail(node.Mark(), expected + ", got " + text);
+    return value;
+  }
+
+  bool Bool(const YAML::Node& node, const YAML::Mark& key_mark, const std::string& key) const {
+    if (node.IsScalar()) {
+      const std::string& text = node.Scalar();
+      if (text == "true") return true;
+      if (text == "false") return false;
+    }
+    Fail(MarkOf(node, key_mark), "expected true or false for \"" + key + "\"");
+  }
+
+  uint64_t ByteSize(const YAML::Node& node, const YAML::Mark& key_mark, const std::string& key) const {
+    if (!node.IsScalar()) Fail(MarkOf(node, key_mark), "expected a size like 64MiB for \"" + key + "\"");
+    core::Result<uint64_t> size = ParseByteSize(node.Scalar());
+    if (!size.ok()) Fail(node.Mark(), size.status().message());
+    return size.value();
+  }
+
   milliseconds Duration(const YAML::Node& node, const YAML::Mark& key_mark, const std::string& key) const {
     if (!node.IsScalar()) {
       Fail(MarkOf(node, key_mark), "expected a duration like 500ms, 2s or 1m for \"" + key + "\"");
@@ -106,6 +136,66 @@ void EnsureDefaultTarget(AgentConfig* config) {
   if (config->targets.empty()) config->targets.push_back(TargetConfig{"default", "", ""});
 }
 
+void ParseIncidents(const Reader& r, const YAML::Node& value, const YAML::Mark& key_mark,
+                    IncidentConfig* out) {
+  r.ForEachEntry(value, key_mark, "\"incidents\"",
+                 {"max_wait", "blocked_sessions", "max_depth", "resolve_after"},
+                 [&](const std::string& k, const YAML::Node& v, const YAML::Mark& km) {
+                   if (k == "max_wait") {
+                     out->max_wait = r.Duration(v, km, k);
+                   } else if (k == "resolve_after") {
+                     out->resolve_after = r.Duration(v, km, k);
+                   } else if (k == "blocked_sessions") {
+                     out->blocked_sessions = r.Integer(v, km, k, 1, 1000000);
+                   } else {
+                     out->max_depth = r.Integer(v, km, k, 1, 1000);
+                   }
+                 });
+}
+
+void ParseRecorder(const Reader& r, const YAML::Node& value, const YAML::Mark& key_mark,
+                   RecorderConfig* out) {
+  r.ForEachEntry(value, key_mark, "\"recorder\"", {"duration", "max_bytes"},
+                 [&](const std::string& k, const YAML::Node& v, const YAML::Mark& km) {
+                   if (k == "duration") {
+                     out->duration = r.Duration(v, km, k);
+                   } else {
+                     out->max_bytes = r.ByteSize(v, km, k);
+                   }
+                 });
+}
+
+void ParseDumps(const Reader& r, const YAML::Node& value, const YAML::Mark& key_mark, DumpConfig* out) {
+  r.ForEachEntry(
+      value, key_mark, "\"dumps\"", {"enabled", "dir", "query_text", "flush_interval", "retention"},
+      [&](const std::string& k, const YAML::Node& v, const YAML::Mark& km) {
+        if (k == "enabled") {
+          out->enabled = r.Bool(v, km, k);
+        } else if (k == "dir") {
+          out->dir = r.String(v, km, k);
+          if (out->dir.empty()) r.Fail(Reader::MarkOf(v, km), "expected a directory path for \"dir\"");
+        } else if (k == "query_text") {
+          out->query_text = r.String(v, km, k);
+          if (out->query_text != "keep" && out->query_text != "normalize" && out->query_text != "drop") {
+            r.Fail(v.Mark(), "expected query_text keep, normalize or drop, got \"" + out->query_text + "\"");
+          }
+        } else if (k == "flush_interval") {
+          out->flush_interval = r.Duration(v, km, k);
+        } else {
+          r.ForEachEntry(v, km, "\"retention\"", {"max_count", "max_age", "max_total_size"},
+                         [&](const std::string& rk, const YAML::Node& rv, const YAML::Mark& rkm) {
+                           if (rk == "max_count") {
+                             out->max_count = static_cast<size_t>(r.Integer(rv, rkm, rk, 0, 1000000));
+                           } else if (rk == "max_age") {
+                             out->max_age = r.Duration(rv, rkm, rk);
+                           } else {
+                             out->max_total_bytes = r.ByteSize(rv, rkm, rk);
+                           }
+                         });
+        }
+      });
+}
+
 AgentConfig Parse(const std::string& text, const std::string& file_name) {
   const Reader r(file_name);
   YAML::Node root;
@@ -118,7 +208,8 @@ AgentConfig Parse(const std::string& text, const std::string& file_name) {
   const YAML::Mark top{};  // 0:0 -> reported as 1:1
   r.ForEachEntry(
       root, top, "the top level",
-      {"listen", "interval", "web_config_file", "log", "targets", "session", "max_backoff"},
+      {"listen", "interval", "web_config_file", "log", "targets", "session", "max_backoff", "incidents",
+       "recorder", "dumps"},
       [&](const std::string& key, const YAML::Node& value, const YAML::Mark& key_mark) {
         if (key == "listen") {
           config.listen = r.String(value, key_mark, key);
@@ -164,6 +255,12 @@ AgentConfig Parse(const std::string& text, const std::string& file_name) {
                              config.session.connect_timeout = d;
                            }
                          });
+        } else if (key == "incidents") {
+          ParseIncidents(r, value, key_mark, &config.incidents);
+        } else if (key == "recorder") {
+          ParseRecorder(r, value, key_mark, &config.recorder);
+        } else if (key == "dumps") {
+          ParseDumps(r, value, key_mark, &config.dumps);
         } else if (key == "targets") {
           if (value.IsNull()) return;
           if (!value.IsSequence()) {
@@ -263,6 +360,11 @@ core::Status ApplyOverrides(const ConfigOverrides& overrides, AgentConfig* confi
     config->interval = d.value();
   }
   if (overrides.web_config_file) config->web_config_file = *overrides.web_config_file;
+  if (overrides.dump_dir) {
+    if (overrides.dump_dir->empty())
+      return core::Status::InvalidArgument("--dump-dir: expected a directory path");
+    config->dumps.dir = *overrides.dump_dir;
+  }
   if (overrides.log_level) {
     if (!IsValidLogLevel(*overrides.log_level)) {
       return core::Status::InvalidArgument(
@@ -307,15 +409,39 @@ core::Result<milliseconds> ParseDuration(const std::string& text) {
       scale = 60 * 1000;
     } else if (unit == "h") {
       scale = 3600 * 1000;
+    } else if (unit == "d") {
+      scale = 24 * 3600 * 1000;
     } else {
       return bad();
     }
     total_ms += std::stod(number) * scale;
   }
-  if (!(total_ms >= 1) || total_ms > 7 * 24 * 3600 * 1000.0) {
-    return core::Status::InvalidArgument("expected a duration between 1ms and 168h, got \"" + text + "\"");
+  if (!(total_ms >= 1) || total_ms > 366 * 24 * 3600 * 1000.0) {
+    return core::Status::InvalidArgument("expected a duration between 1ms and 366d, got \"" + text + "\"");
   }
   return milliseconds(static_cast<int64_t>(std::llround(total_ms)));
+}
+
+core::Result<uint64_t> ParseByteSize(const std::string& text) {
+  const auto bad = [&text]() {
+    return core::Status::InvalidArgument("expected a size like 64MiB, 1GiB or 500MB, got \"" + text + "\"");
+  };
+  size_t i = 0;
+  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
+  const std::string number = text.substr(0, i);
+  if (number.empty() || number == "." || number.find('.') != number.rfind('.')) return bad();
+  const std::string unit = text.substr(i);
+  static const std::map<std::string, double> kUnits = {
+      {"", 1},     {"B", 1},        {"kB", 1e3},        {"KB", 1e3},           {"MB", 1e6},
+      {"GB", 1e9}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0},
+  };
+  auto it = kUnits.find(unit);
+  if (it == kUnits.end()) return bad();
+  const double bytes = std::stod(number) * it->second;
+  if (!(bytes >= 1) || bytes > 1099511627776.0) {
+    return core::Status::InvalidArgument("expected a size between 1 byte and 1TiB, got \"" + text + "\"");
+  }
+  return static_cast<uint64_t>(std::llround(bytes));
 }
 
 core::Status ValidateListen(const std::string& listen) {

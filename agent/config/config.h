@@ -1,6 +1,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +33,33 @@ struct LogConfig {
   std::string format = "text";  // text or json
 };
 
+// When contention becomes an incident (see agent/docs/agent.md, "Incidents"). An incident opens when ANY
+// threshold is crossed and resolves after `resolve_after` with all of them quiet.
+struct IncidentConfig {
+  std::chrono::milliseconds max_wait{5000};  // a lock wait longer than this
+  int blocked_sessions = 10;                 // at least this many blocked sessions
+  int max_depth = 3;                         // a chain deeper than this
+  std::chrono::milliseconds resolve_after{30000};
+};
+
+// The in-memory flight recorder of each target.
+struct RecorderConfig {
+  std::chrono::milliseconds duration{5 * 60 * 1000};  // history kept before an incident
+  uint64_t max_bytes = uint64_t{64} << 20;            // per target; the oldest entries are dropped beyond it
+};
+
+// Incident dumps (agent/docs/dump-format.md).
+struct DumpConfig {
+  bool enabled = true;
+  std::string dir = "/var/lib/lockwatch/dumps";  // created (0700) when missing
+  std::string query_text = "normalize";          // keep | normalize | drop
+  std::chrono::milliseconds flush_interval{2000};
+  // Retention, applied after every dump and at startup; 0 = no limit.
+  size_t max_count = 100;
+  std::chrono::milliseconds max_age{std::chrono::hours(24 * 30)};
+  uint64_t max_total_bytes = uint64_t{1} << 30;
+};
+
 // The validated agent configuration (`lockwatch run`). Defaults are the documented ones
 // (agent/docs/agent.md).
 struct AgentConfig {
@@ -41,6 +70,9 @@ struct AgentConfig {
   std::vector<TargetConfig> targets;  // never empty after LoadAgentConfig/ApplyOverrides
   SessionConfig session;
   std::chrono::milliseconds max_backoff{30000};
+  IncidentConfig incidents;
+  RecorderConfig recorder;
+  DumpConfig dumps;
 };
 
 // Command-line values that override the file (unset = keep the file's value).
@@ -49,6 +81,7 @@ struct ConfigOverrides {
   std::optional<std::string> listen;
   std::optional<std::string> interval;  // a duration text, validated like the file's
   std::optional<std::string> web_config_file;
+  std::optional<std::string> dump_dir;
   std::optional<std::string> log_level;
   std::optional<std::string> log_format;
 };
@@ -65,8 +98,13 @@ core::Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::s
 // Applies command-line overrides to `config` and validates them (messages name the flag).
 core::Status ApplyOverrides(const ConfigOverrides& overrides, AgentConfig* config);
 
-// "500ms", "2s", "1m", "1h", "1m30s", "1.5s". Errors describe the expected form. Zero is rejected.
+// "500ms", "2s", "1m", "1h", "1d", "1m30s", "1.5s", up to 366d. Errors describe the expected form. Zero is
+// rejected.
 core::Result<std::chrono::milliseconds> ParseDuration(const std::string& text);
+
+// "512KiB", "64MiB", "1GiB", "500MB", "1000000" (bytes). Binary (KiB, MiB, GiB) and decimal (kB, MB, GB)
+// units; at least 1 byte, at most 1 TiB.
+core::Result<uint64_t> ParseByteSize(const std::string& text);
 
 // Checks a listen address: "host:port", ":port", "[v6]:port"; port 0..65535.
 core::Status ValidateListen(const std::string& listen);

@@ -136,6 +136,15 @@ struct TargetExport {
   double last_server_seconds = 0;
   double last_bytes_received = 0;
   std::optional<Contention> contention;
+  // Incidents and dumps (exported from AddTarget on, all zero until something happens).
+  bool incident_active = false;
+  uint64_t incidents_total = 0;
+  double recorder_entries = 0;
+  double recorder_bytes = 0;
+  uint64_t dumps_written = 0;
+  uint64_t dump_bytes_written = 0;
+  uint64_t dump_errors = 0;
+  uint64_t dump_records_dropped = 0;
 
   bool Fresh(double now_s) const {
     return last_success_s.has_value() && now_s - *last_success_s <= 3 * interval_s;
@@ -399,6 +408,29 @@ class ScrapeCollectable : public prometheus::Collectable {
                               "avg_over_time() of the sum gives average active sessions.",
                               MetricType::Gauge);
 
+    auto incident_active = Family("lockwatch_incident_active",
+                                  "1 while an incident is open on the target (thresholds crossed, not yet "
+                                  "quiet for resolve_after), else 0.",
+                                  MetricType::Gauge);
+    auto incidents_total = Family("lockwatch_incidents_total", "Incidents opened.", MetricType::Counter);
+    auto recorder_entries =
+        Family("lockwatch_recorder_entries",
+               "Polls held by the flight recorder (the history a dump starts with).", MetricType::Gauge);
+    auto recorder_bytes = Family(
+        "lockwatch_recorder_bytes",
+        "Estimated memory held by the flight recorder (bounded by recorder.max_bytes).", MetricType::Gauge);
+    auto dumps_written = Family("lockwatch_dumps_written_total",
+                                "Incident dumps completed and renamed into place.", MetricType::Counter);
+    auto dump_bytes = Family("lockwatch_dump_written_bytes_total", "Compressed bytes of completed dumps.",
+                             MetricType::Counter);
+    auto dump_errors = Family("lockwatch_dump_errors_total",
+                              "Dump write failures (full disk, permissions): the dump is abandoned, its "
+                              ".partial file keeps what was synced; the agent goes on polling.",
+                              MetricType::Counter);
+    auto dump_dropped = Family("lockwatch_dump_records_dropped_total",
+                               "Dump records dropped because the dump writer fell behind or had failed.",
+                               MetricType::Counter);
+
     for (const auto& entry : targets_) {
       const std::string& name = entry.first;
       const TargetExport& t = entry.second;
@@ -418,6 +450,14 @@ class ScrapeCollectable : public prometheus::Collectable {
       AddHistogram(lock_wait_duration, target, t.lock_wait_duration);
       AddCounter(locks_read, target, static_cast<double>(t.locks_read_polls));
       AddCounter(bytes_total, target, static_cast<double>(t.bytes_received_total));
+      AddGauge(incident_active, target, t.incident_active ? 1 : 0);
+      AddCounter(incidents_total, target, static_cast<double>(t.incidents_total));
+      AddGauge(recorder_entries, target, t.recorder_entries);
+      AddGauge(recorder_bytes, target, t.recorder_bytes);
+      AddCounter(dumps_written, target, static_cast<double>(t.dumps_written));
+      AddCounter(dump_bytes, target, static_cast<double>(t.dump_bytes_written));
+      AddCounter(dump_errors, target, static_cast<double>(t.dump_errors));
+      AddCounter(dump_dropped, target, static_cast<double>(t.dump_records_dropped));
       if (!t.last_success_s) continue;
       AddGauge(info, with({{"server_version", ServerVersion(t.server_version_num)}}), 1);
       AddGauge(last_success, target, *t.last_success_s);
@@ -466,7 +506,15 @@ class ScrapeCollectable : public prometheus::Collectable {
                     &wait_max,
                     &idle_max,
                     &deadlocks,
-                    &wait_events}) {
+                    &wait_events,
+                    &incident_active,
+                    &incidents_total,
+                    &recorder_entries,
+                    &recorder_bytes,
+                    &dumps_written,
+                    &dump_bytes,
+                    &dump_errors,
+                    &dump_dropped}) {
       emit(std::move(*f));
     }
     if (process_) AppendProcess(*process_, out);
@@ -575,6 +623,48 @@ void AgentMetrics::SetUp(const std::string& target, bool up) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   auto it = impl_->targets.find(target);
   if (it != impl_->targets.end()) it->second.exported.connected = up;
+}
+
+namespace {
+
+// Runs `fn` on a declared target's exported state under the mutex; ignored for unknown targets.
+template <typename Fn>
+void WithTarget(std::mutex& mu, std::map<std::string, TargetState>& targets, const std::string& target,
+                Fn fn) {
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = targets.find(target);
+  if (it != targets.end()) fn(it->second.exported);
+}
+
+}  // namespace
+
+void AgentMetrics::RecordIncidentState(const std::string& target, bool active, bool opened) {
+  WithTarget(impl_->mu, impl_->targets, target, [&](TargetExport& t) {
+    t.incident_active = active;
+    if (opened) ++t.incidents_total;
+  });
+}
+
+void AgentMetrics::SetRecorder(const std::string& target, size_t entries, size_t bytes) {
+  WithTarget(impl_->mu, impl_->targets, target, [&](TargetExport& t) {
+    t.recorder_entries = static_cast<double>(entries);
+    t.recorder_bytes = static_cast<double>(bytes);
+  });
+}
+
+void AgentMetrics::RecordDumpWritten(const std::string& target, uint64_t bytes) {
+  WithTarget(impl_->mu, impl_->targets, target, [&](TargetExport& t) {
+    ++t.dumps_written;
+    t.dump_bytes_written += bytes;
+  });
+}
+
+void AgentMetrics::RecordDumpError(const std::string& target) {
+  WithTarget(impl_->mu, impl_->targets, target, [](TargetExport& t) { ++t.dump_errors; });
+}
+
+void AgentMetrics::RecordDumpRecordsDropped(const std::string& target, uint64_t records) {
+  WithTarget(impl_->mu, impl_->targets, target, [&](TargetExport& t) { t.dump_records_dropped += records; });
 }
 
 std::string AgentMetrics::Render(double now_s) const {

@@ -82,6 +82,17 @@ class AgentMetrics {
   // Connection state of a target (false while reconnecting).
   void SetUp(const std::string& target, bool up);
 
+  // Incidents (agent/docs/agent.md): `active` is whether an incident is open after this poll; `opened`
+  // counts a new one into lockwatch_incidents_total.
+  void RecordIncidentState(const std::string& target, bool active, bool opened);
+  // The flight recorder's size after a poll.
+  void SetRecorder(const std::string& target, size_t entries, size_t bytes);
+  // Dump outcomes: a dump closed and renamed into place (with its compressed size); a write error (disk
+  // full, permissions; the dump is abandoned); records dropped because the writer fell behind.
+  void RecordDumpWritten(const std::string& target, uint64_t bytes);
+  void RecordDumpError(const std::string& target);
+  void RecordDumpRecordsDropped(const std::string& target, uint64_t records);
+
   // The Prometheus text exposition (format 0.0.4) of everything, as of `now_s` (wall clock, seconds since
   // epoch; decides staleness). Holds the mutex only to copy the per-target aggregates.
   std::string Render(double now_s) const;

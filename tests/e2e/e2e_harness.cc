@@ -1,5 +1,6 @@
 #include "tests/e2e/e2e_harness.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -187,6 +188,11 @@ std::optional<double> SeriesValue(const std::string& exposition, const std::stri
 
 Agent::Agent(const std::string& dir, std::vector<std::string> args) {
   args.insert(args.begin(), "run");
+  // Incident dumps stay in the test's directory unless the test chooses where.
+  if (std::find(args.begin(), args.end(), "--dump-dir") == args.end()) {
+    args.emplace_back("--dump-dir");
+    args.push_back(dir + "/dumps");
+  }
   const std::string log = dir + "/agent.log";
   process_ = std::make_unique<Process>(LockwatchBinary(), args, log);
   // Text ("port=123") or JSON ("\"port\":123") log line.
