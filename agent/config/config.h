@@ -81,9 +81,9 @@ struct ConfigOverrides {
   std::optional<std::string> listen;
   std::optional<std::string> interval;  // a duration text, validated like the file's
   std::optional<std::string> web_config_file;
-  std::optional<std::string> dump_dir;
   std::optional<std::string> log_level;
   std::optional<std::string> log_format;
+  std::optional<std::string> dump_dir;
 };
 
 // Reads and validates a YAML config file. Every error message starts with "file:line:column: " (1-based) and

@@ -64,6 +64,21 @@ const BadConfigCase kBadConfigs[] = {
     {"BadDsnKeyword", "targets:\n  - name: a\n    dsn: 'host=/tmp bogus=1'\n", "3:10", "invalid dsn"},
     {"TopLevelNotAMapping", "- a\n- b\n", "1:1", "expected the top level to be a mapping"},
     {"InvalidYaml", "targets: [a,\n", "2:1", "invalid YAML"},
+    {"UnknownIncidentKey", "incidents:\n  max_wait: 5s\n  blocked: 3\n", "3:3",
+     "unknown key \"blocked\" in \"incidents\""},
+    {"IncidentCountNotANumber", "incidents:\n  blocked_sessions: many\n", "2:21",
+     "expected an integer from 1 to 1000000 for \"blocked_sessions\", got \"many\""},
+    {"IncidentDepthZero", "incidents:\n  max_depth: 0\n", "2:14", "expected an integer from 1 to 1000"},
+    {"BadResolveAfter", "incidents:\n  resolve_after: later\n", "2:18", "expected a duration"},
+    {"BadRecorderSize", "recorder:\n  max_bytes: 64 megs\n", "2:14", "expected a size like 64MiB"},
+    {"UnknownRecorderKey", "recorder:\n  minutes: 5\n", "2:3", "unknown key \"minutes\" in \"recorder\""},
+    {"BadQueryTextMode", "dumps:\n  query_text: redact\n", "2:15",
+     "expected query_text keep, normalize or drop, got \"redact\""},
+    {"BadDumpsEnabled", "dumps:\n  enabled: maybe\n", "2:12", "expected true or false for \"enabled\""},
+    {"EmptyDumpDir", "dumps:\n  dir: ''\n", "2:8", "expected a directory path"},
+    {"UnknownRetentionKey", "dumps:\n  retention:\n    max_files: 3\n", "3:5",
+     "unknown key \"max_files\" in \"retention\""},
+    {"BadRetentionAge", "dumps:\n  retention:\n    max_age: 400d\n", "3:14", "between 1ms and 366d"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Malformed, BadConfigTest, ::testing::ValuesIn(kBadConfigs),
@@ -103,6 +118,90 @@ TEST(ConfigTest, EmptyFileGivesDocumentedDefaults) {
   ASSERT_EQ(c.targets.size(), 1u);
   EXPECT_EQ(c.targets[0].name, "default");
   EXPECT_EQ(c.targets[0].dsn, "");
+  EXPECT_EQ(c.incidents.max_wait, milliseconds(5000));
+  EXPECT_EQ(c.incidents.blocked_sessions, 10);
+  EXPECT_EQ(c.incidents.max_depth, 3);
+  EXPECT_EQ(c.incidents.resolve_after, milliseconds(30000));
+  EXPECT_EQ(c.recorder.duration, milliseconds(5 * 60 * 1000));
+  EXPECT_EQ(c.recorder.max_bytes, uint64_t{64} << 20);
+  EXPECT_TRUE(c.dumps.enabled);
+  EXPECT_EQ(c.dumps.dir, "/var/lib/lockwatch/dumps");
+  EXPECT_EQ(c.dumps.query_text, "normalize");
+  EXPECT_EQ(c.dumps.flush_interval, milliseconds(2000));
+  EXPECT_EQ(c.dumps.max_count, 100u);
+  EXPECT_EQ(c.dumps.max_age, milliseconds(int64_t{30} * 24 * 3600 * 1000));
+  EXPECT_EQ(c.dumps.max_total_bytes, uint64_t{1} << 30);
+}
+
+TEST(ConfigTest, IncidentRecorderAndDumpKeysAreRead) {
+  const char* yaml = R"(incidents:
+  max_wait: 2s
+  blocked_sessions: 4
+  max_depth: 2
+  resolve_after: 1m
+recorder:
+  duration: 10m
+  max_bytes: 16MiB
+dumps:
+  enabled: false
+  dir: /srv/lockwatch/dumps
+  query_text: drop
+  flush_interval: 500ms
+  retention:
+    max_count: 7
+    max_age: 90d
+    max_total_size: 2GB
+)";
+  core::Result<AgentConfig> result = ParseAgentConfig(yaml, "lw.yaml");
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  const AgentConfig& c = result.value();
+  EXPECT_EQ(c.incidents.max_wait, milliseconds(2000));
+  EXPECT_EQ(c.incidents.blocked_sessions, 4);
+  EXPECT_EQ(c.incidents.max_depth, 2);
+  EXPECT_EQ(c.incidents.resolve_after, milliseconds(60000));
+  EXPECT_EQ(c.recorder.duration, milliseconds(600000));
+  EXPECT_EQ(c.recorder.max_bytes, uint64_t{16} << 20);
+  EXPECT_FALSE(c.dumps.enabled);
+  EXPECT_EQ(c.dumps.dir, "/srv/lockwatch/dumps");
+  EXPECT_EQ(c.dumps.query_text, "drop");
+  EXPECT_EQ(c.dumps.flush_interval, milliseconds(500));
+  EXPECT_EQ(c.dumps.max_count, 7u);
+  EXPECT_EQ(c.dumps.max_age, milliseconds(int64_t{90} * 24 * 3600 * 1000));
+  EXPECT_EQ(c.dumps.max_total_bytes, uint64_t{2000000000});
+}
+
+TEST(ConfigTest, ParseByteSizeUnits) {
+  const std::pair<const char*, uint64_t> good[] = {
+      {"1", 1},
+      {"512KiB", 512 * 1024},
+      {"64MiB", uint64_t{64} << 20},
+      {"1.5GiB", uint64_t{3} << 29},
+      {"500MB", 500000000},
+      {"2kB", 2000},
+      {"1TiB", uint64_t{1} << 40},
+  };
+  for (const auto& [text, bytes] : good) {
+    core::Result<uint64_t> r = ParseByteSize(text);
+    ASSERT_TRUE(r.ok()) << text << ": " << r.status().message();
+    EXPECT_EQ(r.value(), bytes) << text;
+  }
+  for (const char* text : {"", "MiB", "1.2.3MiB", "64 MiB", "64mib", "0", "2TiB", "-1", "0.1"}) {
+    EXPECT_FALSE(ParseByteSize(text).ok()) << text;
+  }
+}
+
+TEST(ConfigTest, DumpDirFlagOverridesTheFile) {
+  core::Result<AgentConfig> result = ParseAgentConfig("dumps:\n  dir: /a\n", "lw.yaml");
+  ASSERT_TRUE(result.ok());
+  AgentConfig c = result.value();
+  ConfigOverrides o;
+  o.dump_dir = "/b";
+  ASSERT_TRUE(ApplyOverrides(o, &c).ok());
+  EXPECT_EQ(c.dumps.dir, "/b");
+  o.dump_dir = "";
+  core::Status bad = ApplyOverrides(o, &c);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.message(), "--dump-dir: expected a directory path");
 }
 
 TEST(ConfigTest, EveryKeyIsRead) {
@@ -200,18 +299,24 @@ struct BadFlagCase {
 TEST(ConfigTest, BadFlagValuesNameTheFlag) {
   const BadFlagCase cases[] = {
       {"interval",
-       ConfigOverrides{std::nullopt, std::nullopt, "soon", std::nullopt, std::nullopt, std::nullopt},
+       ConfigOverrides{std::nullopt, std::nullopt, "soon", std::nullopt, std::nullopt, std::nullopt,
+                       std::nullopt},
        "--interval: expected a duration"},
       {"listen",
-       ConfigOverrides{std::nullopt, "nowhere", std::nullopt, std::nullopt, std::nullopt, std::nullopt},
+       ConfigOverrides{std::nullopt, "nowhere", std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+                       std::nullopt},
        "--listen: expected a listen address"},
-      {"level", ConfigOverrides{std::nullopt, std::nullopt, std::nullopt, std::nullopt, "loud", std::nullopt},
+      {"level",
+       ConfigOverrides{std::nullopt, std::nullopt, std::nullopt, std::nullopt, "loud", std::nullopt,
+                       std::nullopt},
        "--log-level: expected"},
-      {"format", ConfigOverrides{std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, "xml"},
+      {"format",
+       ConfigOverrides{std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, "xml",
+                       std::nullopt},
        "--log-format: expected text or json"},
       {"dsn",
        ConfigOverrides{"host=/tmp password=s3cretpw bogus=1", std::nullopt, std::nullopt, std::nullopt,
-                       std::nullopt, std::nullopt},
+                       std::nullopt, std::nullopt, std::nullopt},
        "--dsn: "},
   };
   for (const BadFlagCase& c : cases) {
@@ -226,7 +331,7 @@ TEST(ConfigTest, BadFlagValuesNameTheFlag) {
 TEST(ConfigTest, ParseDurationAcceptsUnitsAndCombinations) {
   const std::pair<const char*, int64_t> cases[] = {
       {"500ms", 500},   {"2s", 2000},   {"1m", 60000}, {"1h", 3600000},
-      {"1m30s", 90000}, {"1.5s", 1500}, {"1ms", 1},
+      {"1m30s", 90000}, {"1.5s", 1500}, {"1ms", 1},    {"30d", int64_t{30} * 86400000},
   };
   for (const auto& [text, ms] : cases) {
     core::Result<milliseconds> d = ParseDuration(text);
@@ -236,7 +341,7 @@ TEST(ConfigTest, ParseDurationAcceptsUnitsAndCombinations) {
 }
 
 TEST(ConfigTest, ParseDurationRejectsMalformedText) {
-  for (const char* text : {"", "fast", "10", "1x", "s", "-1s", "0s", "1..5s", "1 s", "1S", "200h"}) {
+  for (const char* text : {"", "fast", "10", "1x", "s", "-1s", "0s", "1..5s", "1 s", "1S", "367d", "9000h"}) {
     EXPECT_FALSE(ParseDuration(text).ok()) << text;
   }
 }
