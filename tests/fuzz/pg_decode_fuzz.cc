@@ -6,7 +6,7 @@
 //               instead of a snapshot result
 //   rest        rows separated by '\n', cells separated by '\t', the cell "\N" is SQL NULL. When the first
 //               line starts with '#', the rest of that line is the column header; otherwise the header is
-//               the one the server sends (kind, c1..c17, or oid, name).
+//               the one the server sends (kind, c1..c18, or oid, name).
 
 #include <array>
 #include <cstddef>
