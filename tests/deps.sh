@@ -10,7 +10,7 @@ LW_DEB_PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   postgresql-15 postgresql-client-15 prometheus prometheus-alertmanager curl openssl tmux procps
   systemd python3 python3-yaml dpkg-dev file man-db psmisc
-  clang-14 libclang-rt-14-dev
+  clang-14 libclang-rt-14-dev chromium
 )
 
 # Prints the packages of LW_DEB_PACKAGES that are not installed, one per line.

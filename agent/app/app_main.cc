@@ -6,6 +6,8 @@
 #include "agent/app/cli.h"
 #include "agent/app/pg_source.h"
 #include "agent/app/terminal.h"
+#include "agent/forensics/analyze_command.h"
+#include "agent/forensics/report_command.h"
 
 namespace lockwatch::app {
 
@@ -15,6 +17,8 @@ int Main(int argc, char** argv) {
   context.terminal = DetectTerminal();
   context.snapshot_source = MakePgSnapshotSource;
   context.commands.emplace_back([](CLI::App& app) { agent::AddRunCommand(app); });
+  context.commands.emplace_back([&context](CLI::App& app) { forensics::AddAnalyzeCommand(app, context); });
+  context.commands.emplace_back([&context](CLI::App& app) { forensics::AddReportCommand(app, context); });
   context.out = &std::cout;
   context.err = &std::cerr;
   return RunCli(context, argc, argv);

@@ -21,10 +21,12 @@ CXX_FUZZ="${FUZZ_CXX:-clang++-14}"
 CC_FUZZ="${FUZZ_CC:-clang-14}"
 
 # target  runs  max_len
+# target, inputs, max input length, seed corpus (default: the target's own folder under corpus/)
 TARGETS=(
   "pg_decode_fuzz 150000 4096"
   "dump_reader_fuzz 60000 16384"
   "config_fuzz 90000 4096"
+  "timeline_fuzz 20000 16384 dump_reader_fuzz"
 )
 
 echo "==> fuzz: configure and build (${BUILD_DIR})"
@@ -37,12 +39,13 @@ trap 'rm -rf "${WORK}"' EXIT
 
 failed=0
 for spec in "${TARGETS[@]}"; do
-  read -r target runs max_len <<<"${spec}"
+  seeds=""
+  read -r target runs max_len seeds <<<"${spec}"
   if [[ -n "${FUZZ_TARGETS:-}" && " ${FUZZ_TARGETS} " != *" ${target} "* ]]; then continue; fi
   corpus="${WORK}/${target}/corpus"
   artifacts="${WORK}/${target}/artifacts/"
   mkdir -p "${corpus}" "${artifacts}"
-  cp tests/fuzz/corpus/"${target}"/* "${corpus}/"
+  cp tests/fuzz/corpus/"${seeds:-${target}}"/* "${corpus}/"
   if [[ -n "${FUZZ_SECONDS:-}" ]]; then
     limit=(-max_total_time="${FUZZ_SECONDS}")
   else
