@@ -95,18 +95,19 @@ class ReadmePileUp {
 
   int batch_pid() const { return batch_pid_; }
 
-  // The batch job finally commits: everyone proceeds.
+  // The batch job finally commits (and stays connected): everyone proceeds.
   void Commit() {
-    if (!batch_) return;
+    if (committed_) return;
+    committed_ = true;
     batch_->Exec("COMMIT");
     for (auto& s : others_) EXPECT_TRUE(s->Finish());
     others_.clear();
-    batch_.reset();
   }
 
  private:
   const Bank& bank_;
   std::unique_ptr<PgSession> batch_;
+  bool committed_ = false;
   int batch_pid_ = 0;
   std::vector<std::unique_ptr<PgSession>> others_;
 };
@@ -146,6 +147,14 @@ std::optional<double> Series(Agent& agent, const std::string& name) {
   return agent.Series(name + "{target=\"bank\"}");
 }
 
+// Runs `lockwatch <args>` to completion; returns its exit status and output (stdout and stderr).
+std::pair<int, std::string> RunLockwatch(const std::string& dir, const std::vector<std::string>& args) {
+  static int runs = 0;
+  Process p(LockwatchBinary(), args, dir + "/cli-" + std::to_string(++runs) + ".log");
+  const std::optional<int> rc = p.WaitExit(milliseconds(30000));
+  return {rc.value_or(-1), p.Log()};
+}
+
 int64_t TimeOf(const nlohmann::json& record, const char* key) {
   return json::ParseIso8601(record.value(key, "")).value_or(0);
 }
@@ -180,10 +189,11 @@ TEST(AgentIncidentE2eTest, ReadmePileUpLeavesExactlyOneIncidentAndOneDump) {
     EXPECT_EQ(FilesEndingWith(dumps, ".dump.gz.partial").size(), 1u);
     EXPECT_TRUE(FilesEndingWith(dumps, ".dump.gz").empty());
     pileup.Commit();
+    // The incident resolves while the batch job's session is still connected (it committed, not quit).
+    ASSERT_TRUE(Eventually([&] { return Series(agent, "lockwatch_dumps_written_total") == 1.0; },
+                           milliseconds(20000)))
+        << agent.Log();
   }
-  ASSERT_TRUE(
-      Eventually([&] { return Series(agent, "lockwatch_dumps_written_total") == 1.0; }, milliseconds(20000)))
-      << agent.Log();
   EXPECT_EQ(Series(agent, "lockwatch_incident_active"), 0);
   EXPECT_EQ(Series(agent, "lockwatch_incidents_total"), 1);
   EXPECT_EQ(Series(agent, "lockwatch_dump_errors_total"), 0);
@@ -244,6 +254,25 @@ TEST(AgentIncidentE2eTest, ReadmePileUpLeavesExactlyOneIncidentAndOneDump) {
       << root.dump();
   EXPECT_EQ(root.value("query", "").find("id = 7"), std::string::npos) << root.dump();
 
+  // What a DBA reads the next morning: the root, its query and application, and how it ended.
+  const auto [rc, text] = RunLockwatch(dir.path(), {"analyze", files[0]});
+  EXPECT_EQ(rc, 0) << text;
+  EXPECT_NE(text.find("pid " + std::to_string(batch_pid) + " (postgres, batch-job"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("UPDATE accounts SET balance = balance -"), std::string::npos) << text;
+  const auto [json_rc, json_text] = RunLockwatch(dir.path(), {"analyze", "--json", files[0]});
+  ASSERT_EQ(json_rc, 0) << json_text;
+  const nlohmann::json doc = nlohmann::json::parse(json_text, nullptr, false);
+  ASSERT_TRUE(doc.is_object()) << json_text;
+  ASSERT_FALSE(doc["roots"].empty());
+  EXPECT_EQ(doc["roots"][0].value("pid", 0), batch_pid);
+  EXPECT_EQ(doc["roots"][0].value("application_name", ""), "batch-job");
+  EXPECT_EQ(doc["roots"][0]["end"].value("cause", ""), "committed_or_rolled_back") << doc["roots"][0].dump(2);
+  const auto [report_rc, report_text] =
+      RunLockwatch(dir.path(), {"report", files[0], "-o", dir.File("report.html")});
+  EXPECT_EQ(report_rc, 0) << report_text;
+  EXPECT_NE(ReadFile(dir.File("report.html")).find("batch-job"), std::string::npos);
+
   const double bytes = static_cast<double>(std::filesystem::file_size(files[0]));
   const double minutes = (static_cast<double>(WallNowUs()) - static_cast<double>(started_at)) / 60e6;
   std::printf(
@@ -253,6 +282,51 @@ TEST(AgentIncidentE2eTest, ReadmePileUpLeavesExactlyOneIncidentAndOneDump) {
       recorder_bytes, recorder_entries, recorder_entries > 0 ? recorder_bytes / recorder_entries : 0,
       recorder_entries > 0 ? recorder_bytes / recorder_entries * 60 / 1048576 : 0, bytes, during,
       minutes > 0 ? bytes / minutes : 0);
+}
+
+TEST(AgentIncidentE2eTest, ConnectionSurgeJoiningTheQueueIsNamedByAnalyze) {
+  TempDir dir;
+  Bank bank(TestDsn());
+  const std::string dumps = dir.File("dumps");
+  WriteFile(dir.File("lockwatch.yaml"), AgentConfig(bank.dsn(), dumps));
+  Agent agent(dir.path(), {"--config", dir.File("lockwatch.yaml"), "--dump-dir", dumps});
+  ASSERT_NE(agent.port(), 0) << agent.Log();
+  ASSERT_TRUE(Eventually([&] { return Series(agent, "lockwatch_recorder_entries").value_or(0) >= 3; },
+                         milliseconds(15000)));
+  {
+    ReadmePileUp pileup(bank, 2, 8);
+    ASSERT_TRUE(
+        Eventually([&] { return Series(agent, "lockwatch_incident_active") == 1.0; }, milliseconds(15000)))
+        << agent.Log();
+    // A push notification: 40 new sessions from one application arrive and queue behind the ALTER.
+    std::vector<std::unique_ptr<PgSession>> burst;
+    for (int i = 0; i < 40; ++i) {
+      burst.push_back(std::make_unique<PgSession>(bank.Dsn("push-notify")));
+      burst.back()->Send("SELECT count(*) FROM accounts WHERE balance > 0");
+    }
+    ASSERT_TRUE(Eventually([&] { return bank.Waiting("push-notify") == 40; }, milliseconds(20000)));
+    std::this_thread::sleep_for(milliseconds(1500));  // the agent polls the queue at its peak
+    pileup.Commit();
+    for (auto& s : burst) EXPECT_TRUE(s->Finish());
+  }
+  ASSERT_TRUE(
+      Eventually([&] { return Series(agent, "lockwatch_dumps_written_total") == 1.0; }, milliseconds(20000)))
+      << agent.Log();
+  const std::vector<std::string> files = FilesEndingWith(dumps, ".dump.gz");
+  ASSERT_EQ(files.size(), 1u);
+  const auto [rc, text] = RunLockwatch(dir.path(), {"analyze", "--json", files[0]});
+  ASSERT_EQ(rc, 0) << text;
+  const nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
+  ASSERT_TRUE(doc.is_object()) << text;
+  ASSERT_TRUE(doc["surge"].is_object()) << doc.dump(2);
+  EXPECT_TRUE(doc["surge"].value("detected", false)) << doc["surge"].dump(2);
+  ASSERT_FALSE(doc["surge"]["by_application"].empty()) << doc["surge"].dump(2);
+  EXPECT_EQ(doc["surge"]["by_application"][0].value("application_name", ""), "push-notify");
+  EXPECT_GE(doc["surge"]["by_application"][0].value("added", 0), 40);
+  const auto [text_rc, human] = RunLockwatch(dir.path(), {"analyze", files[0]});
+  EXPECT_EQ(text_rc, 0);
+  EXPECT_NE(human.find("CONNECTION SURGE: sessions"), std::string::npos) << human;
+  EXPECT_NE(human.find("push-notify"), std::string::npos) << human;
 }
 
 TEST(AgentIncidentE2eTest, SigkillMidIncidentLeavesADumpReadableToTheLastSeconds) {
