@@ -10,7 +10,13 @@
 
 #include "agent/agent/incident_pipeline.h"
 #include "agent/agent/log.h"
+#include "agent/hooks/dispatcher.h"
+#include "agent/hooks/payloads.h"
 #include "agent/pg/dsn.h"
+#include "agent/policy/rules_command.h"
+#include "agent/policy/rules_file.h"
+#include "agent/remediation/audit_log.h"
+#include "agent/remediation/remediator.h"
 #include "agent/web/http_server.h"
 
 namespace lockwatch::agent {
@@ -22,15 +28,76 @@ double WallNowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+core::ActionKind ActionKindFromName(const std::string& name) {
+  if (name == "cancel") return core::ActionKind::kCancel;
+  if (name == "terminate") return core::ActionKind::kTerminate;
+  if (name == "cancel_then_terminate") return core::ActionKind::kCancelThenTerminate;
+  return core::ActionKind::kLog;
+}
+
+// Routes every remediation decision to the metrics, the open incident dump and the hooks. Called on the
+// poll thread (Remediator::Evaluate), so the pipeline may be used.
+class RemediationRouter : public remediation::RemediationObserver {
+ public:
+  RemediationRouter(std::string target, std::shared_ptr<metrics::AgentMetrics> metrics,
+                    IncidentPipeline* pipeline, std::shared_ptr<hooks::HookDispatcher> hooks)
+      : target_(std::move(target)),
+        metrics_(std::move(metrics)),
+        pipeline_(pipeline),
+        hooks_(std::move(hooks)) {}
+
+  void OnDecision(const remediation::AuditEntry& entry) override {
+    if (entry.repeat) return;  // a skip already audited within the repeat period
+    metrics_->RecordRemediation(target_, entry.decision, entry.action, entry.mode(), entry.reason);
+    pipeline_->AddRecord(remediation::AuditRecord(entry));
+    if (!hooks_) return;
+    std::optional<hooks::EventKind> kind;
+    if (entry.decision == "planned") kind = hooks::EventKind::kActionPlanned;
+    if (entry.decision == "executed") kind = hooks::EventKind::kActionExecuted;
+    if (entry.decision == "failed") kind = hooks::EventKind::kActionFailed;
+    if (!kind) return;
+    core::PlannedAction action;
+    action.target = target_;
+    action.rule = entry.rule;
+    action.action = ActionKindFromName(entry.plan);
+    action.victim.pid = entry.pid;
+    action.victim.backend_start = entry.backend_start;
+    action.role = entry.role;
+    action.blocked_direct = entry.blocked_direct;
+    action.blocked_total = entry.blocked_total;
+    action.reason = entry.reason;
+    action.decided_at = entry.at;
+    std::optional<hooks::ActionOutcome> outcome;
+    if (*kind != hooks::EventKind::kActionPlanned) {
+      hooks::ActionOutcome o;
+      o.result = entry.result;
+      o.message = entry.message;
+      if (entry.result == "exited") o.exited = true;
+      if (entry.result == "still_running") o.exited = false;
+      outcome = o;
+    }
+    hooks_->Submit(hooks::MakeActionEvent(*kind, action, entry.dry_run, outcome, entry.at));
+  }
+
+ private:
+  std::string target_;
+  std::shared_ptr<metrics::AgentMetrics> metrics_;
+  IncidentPipeline* pipeline_;
+  std::shared_ptr<hooks::HookDispatcher> hooks_;
+};
+
 // Records a target's polls into the shared metrics. Disable() (under the same mutex as the recording) makes
 // a retired poller's late results disappear instead of resurrecting a removed target's series.
 class MetricsSink : public PollSink {
  public:
   MetricsSink(std::shared_ptr<metrics::AgentMetrics> metrics, std::string target,
-              IncidentPipelineOptions pipeline)
+              IncidentPipelineOptions pipeline, std::shared_ptr<hooks::HookDispatcher> hooks,
+              forensics::QueryTextMode hook_query_text)
       : metrics_(std::move(metrics)),
         target_(std::move(target)),
-        pipeline_(std::make_unique<IncidentPipeline>(target_, std::move(pipeline), metrics_)) {}
+        pipeline_(std::make_unique<IncidentPipeline>(target_, std::move(pipeline), metrics_)),
+        hooks_(std::move(hooks)),
+        hook_query_text_(hook_query_text) {}
 
   void Disable() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -49,8 +116,35 @@ class MetricsSink : public PollSink {
       if (!enabled_) return;
       metrics_->RecordPoll(target_, snapshot, report, cost, now_s);
     }
-    // Only the poll thread gets here; the pipeline copies what its dump writer needs and returns.
-    pipeline_->OnPoll(snapshot, report);
+    // Only the poll thread gets here; the pipeline copies what its dump writer needs and returns, and
+    // hook delivery is queued (never waited for).
+    const std::vector<core::IncidentEvent> events = pipeline_->OnPoll(snapshot, report);
+    if (hooks_) {
+      for (const core::IncidentEvent& event : events) {
+        hooks_->Submit(hooks::MakeIncidentEvent(event, snapshot.captured_at_us, hook_query_text_));
+      }
+    }
+    if (remediator_) {
+      // Decisions are data; the remediator's gate picks at most one to act on and signals on its own
+      // thread, so this returns without waiting for the database.
+      std::vector<core::PolicyDecision> decisions =
+          core::Evaluate(*policy_, protection_, snapshot, report, snapshot.captured_at_us, normalizer_);
+      for (core::PolicyDecision& d : decisions) d.planned.target = target_;
+      remediator_->Evaluate(snapshot, report, decisions);
+    }
+  }
+
+  // Enables remediation on this target (before the poller starts).
+  void EnableRemediation(std::shared_ptr<const core::Policy> policy, core::Protection protection,
+                         remediation::RemediatorOptions options,
+                         std::unique_ptr<remediation::SignalSender> sender,
+                         std::shared_ptr<remediation::AuditLog> audit_log) {
+    policy_ = std::move(policy);
+    protection_ = std::move(protection);
+    normalizer_ = policy::MakeQueryNormalizer();
+    auto router = std::make_shared<RemediationRouter>(target_, metrics_, pipeline_.get(), hooks_);
+    remediator_ = std::make_unique<remediation::Remediator>(std::move(options), std::move(sender),
+                                                            std::move(audit_log), std::move(router));
   }
   void OnPollError(const std::string& stage, double now_s) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -65,6 +159,12 @@ class MetricsSink : public PollSink {
   std::shared_ptr<metrics::AgentMetrics> metrics_;
   std::string target_;
   std::unique_ptr<IncidentPipeline> pipeline_;
+  std::shared_ptr<hooks::HookDispatcher> hooks_;  // null without hooks
+  forensics::QueryTextMode hook_query_text_;
+  std::shared_ptr<const core::Policy> policy_;  // null without remediation
+  core::Protection protection_;
+  core::QueryNormalizer normalizer_;
+  std::unique_ptr<remediation::Remediator> remediator_;  // declared last: stopped before the pipeline goes
   std::mutex mu_;
   bool enabled_ = true;
 };
@@ -185,7 +285,39 @@ void Agent::StartTarget(const config::TargetConfig& target) {
   metrics_->AddTarget(target.name, config_.interval);
   auto t = std::make_unique<Target>();
   t->config = target;
-  t->sink = std::make_shared<MetricsSink>(metrics_, target.name, PipelineOptionsFromConfig(config_));
+  t->sink = std::make_shared<MetricsSink>(metrics_, target.name, PipelineOptionsFromConfig(config_), hooks_,
+                                          config_.hooks.query_text);
+  if (policy_) {
+    const config::RemediationConfig& rc = config_.remediation;
+    remediation::RemediatorOptions ro;
+    ro.target = target.name;
+    ro.gate.enforce = rc.enforce;
+    ro.gate.settle_after_action_seconds = std::chrono::duration<double>(rc.settle_after_action).count();
+    ro.gate.global_max_per_minute = rc.global_max_per_minute;
+    ro.gate.rule_max_per_minute = rc.rule_max_per_minute;
+    ro.gate.session_cooldown_seconds = std::chrono::duration<double>(rc.session_cooldown).count();
+    ro.gate.breaker_failures = rc.breaker_failures;
+    ro.gate.breaker_open_seconds = std::chrono::duration<double>(rc.breaker_open_for).count();
+    ro.kill_switch_file = rc.kill_switch_file;
+    ro.terminate_wait = rc.terminate_wait;
+    ro.idle_disconnect = rc.idle_disconnect;
+    pg::SessionOptions so;
+    so.lock_timeout = config_.session.lock_timeout;
+    so.statement_timeout = config_.session.statement_timeout;
+    // The actuator connects only when there is a signal to send; the password file is read now.
+    std::string dsn = target.dsn;
+    if (!target.password_file.empty()) {
+      std::ifstream in(target.password_file, std::ios::binary);
+      std::string password;
+      std::getline(in, password);
+      core::Result<std::string> with = DsnWithPassword(target.dsn, password);
+      if (with.ok()) dsn = with.value();
+    }
+    core::Protection protection = rc.protect;
+    protection.own_applications.emplace_back("lockwatch-actuator");
+    t->sink->EnableRemediation(policy_, std::move(protection), std::move(ro),
+                               remediation::MakeActuatorSender(dsn, so), audit_log_);
+  }
   PollerOptions options;
   options.name = target.name;
   options.redacted_dsn = pg::RedactDsn(target.dsn);
@@ -272,6 +404,16 @@ bool Agent::Reload() {
     next.web_config_file = config_.web_config_file;
   }
   SetupLogging(next.log);
+  if (audit_log_) audit_log_->Reopen();  // log rotation: the next line goes to a fresh file
+  if (!next.hooks.hooks.empty() || !config_.hooks.hooks.empty()) {
+    Log(spdlog::level::info, "hooks are read at startup; changes to hooks take effect at the next restart");
+  }
+  next.hooks = config_.hooks;
+  if (next.remediation.rules_file != config_.remediation.rules_file ||
+      next.remediation.enforce != config_.remediation.enforce) {
+    Log(spdlog::level::warn, "remediation settings take effect at the next restart");
+  }
+  next.remediation = config_.remediation;
   const bool restart_all = !SamePollSettings(config_, next);
   std::map<std::string, config::TargetConfig> wanted;
   for (const config::TargetConfig& t : next.targets) wanted[t.name] = t;
@@ -338,6 +480,43 @@ int Agent::Run(SignalWaiter* signals) {
        {"port", server.port()},
        {"tls", web_config.tls_enabled() ? "on" : "off"},
        {"targets", static_cast<int64_t>(config_.targets.size())}});
+  if (!config_.remediation.rules_file.empty()) {
+    core::Result<core::Policy> rules = policy::LoadRules(config_.remediation.rules_file);
+    if (!rules.ok()) {
+      Log(spdlog::level::err, "cannot use remediation rules", {{"error", rules.status().message()}});
+      return 1;
+    }
+    policy_ = std::make_shared<const core::Policy>(std::move(rules).value());
+    remediation::AuditLogOptions ao;
+    ao.path = config_.remediation.audit_log;
+    ao.sync_each_line = config_.remediation.audit_sync;
+    audit_log_ = std::make_shared<remediation::AuditLog>(ao);
+    core::Status opened = audit_log_->Open();
+    if (!opened.ok()) {
+      Log(spdlog::level::err, "cannot open the remediation audit log", {{"error", opened.message()}});
+      return 1;
+    }
+    Log(config_.remediation.enforce ? spdlog::level::warn : spdlog::level::info, "remediation ready",
+        {{"rules_file", config_.remediation.rules_file},
+         {"rules", static_cast<int64_t>(policy_->rules.size())},
+         {"mode", config_.remediation.enforce ? "enforce" : "dry_run"},
+         {"audit_log", config_.remediation.audit_log},
+         {"kill_switch_file", config_.remediation.kill_switch_file}});
+  }
+  if (!config_.hooks.hooks.empty()) {
+    hooks_ = std::make_shared<hooks::HookDispatcher>(config_.hooks);
+    std::weak_ptr<hooks::HookDispatcher> weak = hooks_;
+    metrics_->SetHookStatsSource([weak]() {
+      std::vector<metrics::HookCounters> out;
+      if (auto dispatcher = weak.lock()) {
+        for (const hooks::HookStats& h : dispatcher->Stats()) {
+          out.push_back(metrics::HookCounters{h.name, h.runs, h.failures, h.drops});
+        }
+      }
+      return out;
+    });
+    Log(spdlog::level::info, "hooks ready", {{"hooks", static_cast<int64_t>(config_.hooks.hooks.size())}});
+  }
   for (const config::TargetConfig& t : config_.targets) StartTarget(t);
 
   while (true) {
@@ -353,6 +532,7 @@ int Agent::Run(SignalWaiter* signals) {
   std::thread server_stopper([&server]() { server.Stop(); });
   StopAll();
   server_stopper.join();
+  if (hooks_) hooks_->Stop(std::chrono::milliseconds(1000));  // events of the last polls get a second
   Log(spdlog::level::info, "stopped");
   spdlog::default_logger()->flush();
   return 0;

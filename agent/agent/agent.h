@@ -10,7 +10,10 @@
 #include "agent/agent/shutdown.h"
 #include "agent/agent/target_poller.h"
 #include "agent/config/config.h"
+#include "agent/core/policy.h"
+#include "agent/hooks/dispatcher.h"
 #include "agent/metrics/metrics.h"
+#include "agent/remediation/audit_log.h"
 
 namespace lockwatch::agent {
 
@@ -60,6 +63,9 @@ class Agent {
   std::string config_path_;
   config::ConfigOverrides overrides_;
   std::shared_ptr<metrics::AgentMetrics> metrics_;
+  std::shared_ptr<hooks::HookDispatcher> hooks_;  // set by Run when hooks are configured
+  std::shared_ptr<const core::Policy> policy_;    // set by Run when a rules file is configured
+  std::shared_ptr<remediation::AuditLog> audit_log_;
   mutable std::mutex mu_;  // guards targets_ (read by the readiness handler on server threads)
   std::map<std::string, std::unique_ptr<Target>> targets_;
   std::vector<std::unique_ptr<Target>> retired_;    // stopping after a reload, joined when done

@@ -87,6 +87,10 @@ void AddRunCommand(CLI::App& app) {
   run->add_option_function<std::string>(
       "--web.config.file", [flags](const std::string& v) { flags->overrides.web_config_file = v; },
       "exporter-toolkit web config (TLS, basic auth)");
+  run->add_flag_function(
+      "--enforce", [flags](int64_t count) { flags->overrides.enforce = count > 0; },
+      "send the signals remediation rules decide; also needs remediation.enforce: true in the config "
+      "(otherwise everything is a dry run)");
   run->add_option_function<std::string>(
       "--dump-dir", [flags](const std::string& v) { flags->overrides.dump_dir = v; },
       "directory for incident dumps (default /var/lib/lockwatch/dumps; created with mode 0700)");

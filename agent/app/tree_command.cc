@@ -9,6 +9,7 @@
 
 #include "agent/app/logging.h"
 #include "agent/app/terminal.h"
+#include "agent/core/explain.h"
 #include "agent/core/tree_render.h"
 #include "agent/json/tree_document.h"
 
@@ -27,7 +28,7 @@ std::string FormatTreeOutput(const core::Snapshot& snapshot, const core::Report&
   if (options.json) {
     // Query text and application names are client data: invalid UTF-8 (SQL_ASCII databases) is replaced
     // rather than failing the whole document.
-    return json::TreeDocument(snapshot, report)
+    return json::TreeDocument(snapshot, report, core::Explain(snapshot, report))
                .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
            "\n";
   }

@@ -196,6 +196,189 @@ void ParseDumps(const Reader& r, const YAML::Node& value, const YAML::Mark& key_
       });
 }
 
+std::vector<std::string> StringList(const Reader& r, const YAML::Node& v, const YAML::Mark& km,
+                                    const std::string& k) {
+  if (!v.IsSequence()) r.Fail(Reader::MarkOf(v, km), "expected a list of strings for \"" + k + "\"");
+  std::vector<std::string> out;
+  for (const YAML::Node& item : v) out.push_back(r.String(item, item.Mark(), k));
+  return out;
+}
+
+std::map<std::string, std::string> StringMap(const Reader& r, const YAML::Node& v, const YAML::Mark& km,
+                                             const std::string& k) {
+  if (!v.IsMap()) r.Fail(Reader::MarkOf(v, km), "expected a mapping of names to strings for \"" + k + "\"");
+  std::map<std::string, std::string> out;
+  for (const auto& entry : v) {
+    const std::string name = r.String(entry.first, entry.first.Mark(), k);
+    if (!out.emplace(name, r.String(entry.second, entry.first.Mark(), name)).second) {
+      r.Fail(entry.first.Mark(), "duplicate key \"" + name + "\" in \"" + k + "\"");
+    }
+  }
+  return out;
+}
+
+void ParseHooks(const Reader& r, const YAML::Node& value, const YAML::Mark& key_mark,
+                hooks::HooksConfig* out) {
+  if (value.IsNull()) return;
+  if (!value.IsSequence())
+    r.Fail(Reader::MarkOf(value, key_mark), "expected \"hooks\" to be a list of hooks");
+  static const std::set<std::string> kCommon = {"name", "type", "events", "timeout"};
+  static const std::set<std::string> kExec = {"argv", "env", "kill_grace"};
+  static const std::set<std::string> kWebhook = {"url",     "format",  "headers",        "header_files",
+                                                 "ca_file", "retries", "initial_backoff"};
+  for (const YAML::Node& item : value) {
+    if (!item.IsMap()) r.Fail(item.Mark(), "expected a hook: a mapping with name, type and its settings");
+    // The type decides which keys are allowed, so read it first.
+    const YAML::Node type_node = item["type"];
+    if (!type_node) r.Fail(item.Mark(), "expected a \"type\" (exec or webhook) in every hook");
+    const std::string type = r.String(type_node, item.Mark(), "type");
+    const std::optional<hooks::HookKind> kind = hooks::ParseHookKind(type);
+    if (!kind) r.Fail(type_node.Mark(), "expected hook type exec or webhook, got \"" + type + "\"");
+    std::set<std::string> known = kCommon;
+    const std::set<std::string>& extra = *kind == hooks::HookKind::kExec ? kExec : kWebhook;
+    known.insert(extra.begin(), extra.end());
+    hooks::HookConfig hook;
+    hook.kind = *kind;
+    bool has_name = false;
+    r.ForEachEntry(item, item.Mark(), std::string("a ") + type + " hook", known,
+                   [&](const std::string& k, const YAML::Node& v, const YAML::Mark& km) {
+                     if (k == "name") {
+                       hook.name = r.String(v, km, k);
+                       has_name = true;
+                     } else if (k == "type") {
+                       // read above
+                     } else if (k == "events") {
+                       hook.events = StringList(r, v, km, k);
+                     } else if (k == "timeout") {
+                       hook.timeout = r.Duration(v, km, k);
+                     } else if (k == "argv") {
+                       hook.exec.argv = StringList(r, v, km, k);
+                     } else if (k == "env") {
+                       hook.exec.env = StringMap(r, v, km, k);
+                     } else if (k == "kill_grace") {
+                       hook.exec.kill_grace = r.Duration(v, km, k);
+                     } else if (k == "url") {
+                       hook.webhook.url = r.String(v, km, k);
+                     } else if (k == "format") {
+                       const std::string f = r.String(v, km, k);
+                       const std::optional<hooks::WebhookFormat> format = hooks::ParseWebhookFormat(f);
+                       if (!format) r.Fail(v.Mark(), "expected format json or chat, got \"" + f + "\"");
+                       hook.webhook.format = *format;
+                     } else if (k == "headers") {
+                       hook.webhook.headers = StringMap(r, v, km, k);
+                     } else if (k == "header_files") {
+                       hook.webhook.header_files = StringMap(r, v, km, k);
+                     } else if (k == "ca_file") {
+                       hook.webhook.ca_file = r.String(v, km, k);
+                     } else if (k == "retries") {
+                       hook.webhook.retries = r.Integer(v, km, k, 0, 100);
+                     } else {
+                       hook.webhook.initial_backoff = r.Duration(v, km, k);
+                     }
+                   });
+    if (!has_name) r.Fail(item.Mark(), "expected a \"name\" in every hook");
+    core::Status valid = hooks::ValidateHookConfig(hook);
+    if (!valid.ok()) r.Fail(item.Mark(), valid.message());
+    for (const hooks::HookConfig& other : out->hooks) {
+      if (other.name == hook.name) r.Fail(item.Mark(), "duplicate hook name \"" + hook.name + "\"");
+    }
+    out->hooks.push_back(std::move(hook));
+  }
+}
+
+void ParseHookDelivery(const Reader& r, const YAML::Node& value, const YAML::Mark& key_mark,
+                       hooks::HooksConfig* out) {
+  r.ForEachEntry(
+      value, key_mark, "\"hook_delivery\"", {"queue_capacity", "query_text", "incident_update_min_interval"},
+      [&](const std::string& k, const YAML::Node& v, const YAML::Mark& km) {
+        if (k == "queue_capacity") {
+          out->queue_capacity = static_cast<size_t>(r.Integer(v, km, k, 1, 1000000));
+        } else if (k == "query_text") {
+          const std::string mode = r.String(v, km, k);
+          const std::optional<forensics::QueryTextMode> parsed = forensics::ParseQueryTextMode(mode);
+          if (!parsed) {
+            r.Fail(v.Mark(), "expected query_text keep, normalize or drop, got \"" + mode + "\"");
+          }
+          out->query_text = *parsed;
+        } else {
+          out->incident_update_min_interval = r.Duration(v, km, k);
+        }
+      });
+}
+
+void ParseProtect(const Reader& r, const YAML::Node& value, const YAML::Mark& key_mark,
+                  core::Protection* out) {
+  r.ForEachEntry(
+      value, key_mark, "\"protect\"", {"users", "applications", "databases", "clients"},
+      [&](const std::string& k, const YAML::Node& v, const YAML::Mark& km) {
+        if (!v.IsSequence()) r.Fail(Reader::MarkOf(v, km), "expected a list of strings for \"" + k + "\"");
+        for (const YAML::Node& item : v) {
+          const std::string text = r.String(item, item.Mark(), k);
+          if (k == "clients") {
+            core::ClientMatcher m;
+            m.text = text;
+            if (text == "local") {
+              m.local = true;
+            } else if (std::optional<core::Cidr> cidr = core::ParseCidr(text)) {
+              m.range = *cidr;
+            } else {
+              r.Fail(item.Mark(),
+                     "expected an address range like 10.0.0.0/8, 192.0.2.7, 2001:db8::/32 or the word "
+                     "local, got \"" +
+                         text + "\"");
+            }
+            out->clients.push_back(std::move(m));
+          } else {
+            if (text.empty()) r.Fail(item.Mark(), "expected a name (\"*\" matches any characters)");
+            std::vector<core::NamePattern>& list =
+                k == "users" ? out->users : (k == "applications" ? out->applications : out->databases);
+            list.push_back(core::NamePattern{text});
+          }
+        }
+      });
+}
+
+void ParseRemediation(const Reader& r, const YAML::Node& value, const YAML::Mark& key_mark,
+                      RemediationConfig* out) {
+  r.ForEachEntry(value, key_mark, "\"remediation\"",
+                 {"rules_file", "enforce", "audit_log", "audit_sync", "kill_switch_file", "protect",
+                  "settle_after_action", "global_max_per_minute", "rule_max_per_minute", "session_cooldown",
+                  "breaker_failures", "breaker_open_for", "terminate_wait", "idle_disconnect"},
+                 [&](const std::string& k, const YAML::Node& v, const YAML::Mark& km) {
+                   if (k == "rules_file") {
+                     out->rules_file = r.String(v, km, k);
+                   } else if (k == "enforce") {
+                     out->enforce = r.Bool(v, km, k);
+                   } else if (k == "audit_log") {
+                     out->audit_log = r.String(v, km, k);
+                     if (out->audit_log.empty())
+                       r.Fail(Reader::MarkOf(v, km), "expected a file path for \"audit_log\"");
+                   } else if (k == "audit_sync") {
+                     out->audit_sync = r.Bool(v, km, k);
+                   } else if (k == "kill_switch_file") {
+                     out->kill_switch_file = r.String(v, km, k);
+                   } else if (k == "protect") {
+                     ParseProtect(r, v, km, &out->protect);
+                   } else if (k == "settle_after_action") {
+                     out->settle_after_action = r.Duration(v, km, k);
+                   } else if (k == "global_max_per_minute") {
+                     out->global_max_per_minute = r.Integer(v, km, k, 0, 10000);
+                   } else if (k == "rule_max_per_minute") {
+                     out->rule_max_per_minute = r.Integer(v, km, k, 0, 10000);
+                   } else if (k == "session_cooldown") {
+                     out->session_cooldown = r.Duration(v, km, k);
+                   } else if (k == "breaker_failures") {
+                     out->breaker_failures = r.Integer(v, km, k, 1, 1000);
+                   } else if (k == "breaker_open_for") {
+                     out->breaker_open_for = r.Duration(v, km, k);
+                   } else if (k == "terminate_wait") {
+                     out->terminate_wait = r.Duration(v, km, k);
+                   } else {
+                     out->idle_disconnect = r.Duration(v, km, k);
+                   }
+                 });
+}
+
 AgentConfig Parse(const std::string& text, const std::string& file_name) {
   const Reader r(file_name);
   YAML::Node root;
@@ -209,7 +392,7 @@ AgentConfig Parse(const std::string& text, const std::string& file_name) {
   r.ForEachEntry(
       root, top, "the top level",
       {"listen", "interval", "web_config_file", "log", "targets", "session", "max_backoff", "incidents",
-       "recorder", "dumps"},
+       "recorder", "dumps", "hooks", "hook_delivery", "remediation"},
       [&](const std::string& key, const YAML::Node& value, const YAML::Mark& key_mark) {
         if (key == "listen") {
           config.listen = r.String(value, key_mark, key);
@@ -261,6 +444,12 @@ AgentConfig Parse(const std::string& text, const std::string& file_name) {
           ParseRecorder(r, value, key_mark, &config.recorder);
         } else if (key == "dumps") {
           ParseDumps(r, value, key_mark, &config.dumps);
+        } else if (key == "hooks") {
+          ParseHooks(r, value, key_mark, &config.hooks);
+        } else if (key == "hook_delivery") {
+          ParseHookDelivery(r, value, key_mark, &config.hooks);
+        } else if (key == "remediation") {
+          ParseRemediation(r, value, key_mark, &config.remediation);
         } else if (key == "targets") {
           if (value.IsNull()) return;
           if (!value.IsSequence()) {
@@ -360,6 +549,8 @@ core::Status ApplyOverrides(const ConfigOverrides& overrides, AgentConfig* confi
     config->interval = d.value();
   }
   if (overrides.web_config_file) config->web_config_file = *overrides.web_config_file;
+  // Signals need both: `remediation.enforce: true` in the file and --enforce on the command line.
+  config->remediation.enforce = config->remediation.enforce && overrides.enforce;
   if (overrides.dump_dir) {
     if (overrides.dump_dir->empty())
       return core::Status::InvalidArgument("--dump-dir: expected a directory path");

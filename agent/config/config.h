@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "agent/core/policy.h"
 #include "agent/core/status.h"
+#include "agent/hooks/hook_config.h"
 
 namespace lockwatch::config {
 
@@ -60,6 +62,25 @@ struct DumpConfig {
   uint64_t max_total_bytes = uint64_t{1} << 30;
 };
 
+// Remediation under policy (agent/docs/remediation.md, agent/docs/rules.md). Off without a rules file; a
+// dry run unless `enforce` is true here AND `lockwatch run --enforce` is given.
+struct RemediationConfig {
+  std::string rules_file;  // "" = no remediation
+  bool enforce = false;
+  std::string audit_log = "/var/lib/lockwatch/audit.log";  // JSON lines, mode 0600
+  bool audit_sync = false;                                 // fdatasync after every line
+  std::string kill_switch_file = "/etc/lockwatch/pause";   // while it exists, nothing is signalled
+  core::Protection protect;  // never victims: users, applications, databases, clients ("local" or ranges)
+  std::chrono::milliseconds settle_after_action{5000};
+  int global_max_per_minute = 6;  // per target
+  int rule_max_per_minute = 3;
+  std::chrono::milliseconds session_cooldown{60000};
+  int breaker_failures = 3;
+  std::chrono::milliseconds breaker_open_for{300000};
+  std::chrono::milliseconds terminate_wait{5000};
+  std::chrono::milliseconds idle_disconnect{30000};
+};
+
 // The validated agent configuration (`lockwatch run`). Defaults are the documented ones
 // (agent/docs/agent.md).
 struct AgentConfig {
@@ -73,6 +94,8 @@ struct AgentConfig {
   IncidentConfig incidents;
   RecorderConfig recorder;
   DumpConfig dumps;
+  hooks::HooksConfig hooks;  // `hooks:` (the list) and `hook_delivery:` (agent/docs/hooks.md)
+  RemediationConfig remediation;
 };
 
 // Command-line values that override the file (unset = keep the file's value).
@@ -84,6 +107,7 @@ struct ConfigOverrides {
   std::optional<std::string> log_level;
   std::optional<std::string> log_format;
   std::optional<std::string> dump_dir;
+  bool enforce = false;  // --enforce: signals are sent only when remediation.enforce is also true
 };
 
 // Reads and validates a YAML config file. Every error message starts with "file:line:column: " (1-based) and

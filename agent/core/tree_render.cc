@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/core/explain.h"
 #include "agent/core/lock_mode.h"
 
 namespace lockwatch::core {
@@ -153,11 +154,14 @@ std::string NodeName(const NodeRef& node) {
 // Indexes over a snapshot and its report, and the text of each line.
 class TreeRenderer {
  public:
-  TreeRenderer(const Snapshot& snapshot, const Report& report, const TreeRenderOptions& options)
+  TreeRenderer(const Snapshot& snapshot, const Report& report, const std::vector<Explanation>& explanations,
+               const TreeRenderOptions& options)
       : snapshot_(snapshot),
         report_(report),
+        explanations_(explanations),
         width_(std::max(options.width, kMinWidth)),
-        color_(options.color) {
+        color_(options.color),
+        explain_(options.explain) {
     for (const Session& s : snapshot_.sessions) sessions_.emplace(s.pid, &s);
     for (const PreparedXact& p : snapshot_.prepared) prepared_.emplace(p.gid, &p);
     for (const Waiter& w : report_.waiters) waiters_.emplace(w.node, &w);
@@ -181,6 +185,7 @@ class TreeRenderer {
     if (report_.edges.empty() && report_.waiters.empty()) {
       Emit(Line().Field("No lock waits", kGreen));
       Emit(Line().Field(SessionsByStateText()));
+      ServerWideFindings();
       return out_;
     }
     // Roots first, in the report's order (most blocked sessions first); each waiter is placed under the
@@ -195,10 +200,17 @@ class TreeRenderer {
       WhoFields(line, root.node);
       Query(line, root.node);
       Emit(line);
+      if (explain_) {
+        const std::vector<const Explanation*> found = ExplanationsFor(explanations_, root.node);
+        // The first finding is the most actionable one (a DDL amplifying the pile-up comes before the
+        // holder's own nature); the JSON document carries them all.
+        if (!found.empty()) WhyFix(*found.front(), "  ");
+      }
       Children(root.node, "");
     }
     for (const Cycle& cycle : report_.cycles) RenderCycle(cycle);
     RenderLeftovers();
+    ServerWideFindings();
     Emit(Line().Field(SummaryText()));
     if (!report_.unknown_pids.empty()) {
       std::string pids;
@@ -213,6 +225,22 @@ class TreeRenderer {
 
  private:
   void Emit(const Line& line) { out_ += line.Render(width_, color_); }
+
+  void WhyFix(const Explanation& f, const std::string& indent) {
+    Emit(Line()
+             .Add(indent + "why: ", kBold)
+             .Add(std::string(ExplanationKindName(f.kind)) + ": " + SingleLine(f.situation)));
+    Emit(Line().Add(indent + "fix: ", kBold).Add(SingleLine(f.remedy), kGreen));
+  }
+
+  // Findings about the whole server that no root or cycle carries (extension waits, lock-manager contention).
+  void ServerWideFindings() {
+    if (!explain_) return;
+    for (const Explanation& f : explanations_) {
+      if (f.root || f.kind == ExplanationKind::kDeadlockForming) continue;
+      WhyFix(f, "");
+    }
+  }
 
   std::string Header() const {
     int sessions = 0;
@@ -467,6 +495,11 @@ class TreeRenderer {
     }
     if (!extra.empty()) header.Field("also in the cycle: " + extra);
     Emit(header);
+    if (explain_) {
+      for (const Explanation& f : explanations_) {
+        if (f.kind == ExplanationKind::kDeadlockForming && f.pids == cycle.pids) WhyFix(f, "  ");
+      }
+    }
     // Each member once, with the edge to the next member on the path, then waiters hanging off it.
     std::vector<NodeRef> order;
     for (size_t i = 0; i + 1 < path.size() || (i < path.size() && path.size() == 1); ++i) {
@@ -533,8 +566,10 @@ class TreeRenderer {
 
   const Snapshot& snapshot_;
   const Report& report_;
+  const std::vector<Explanation>& explanations_;
   const int width_;
   const bool color_;
+  const bool explain_;
   std::map<int32_t, const Session*> sessions_;
   std::map<std::string, const PreparedXact*> prepared_;
   std::map<NodeRef, const Waiter*> waiters_;
@@ -594,7 +629,14 @@ std::map<std::string, int> SessionsByState(const Snapshot& snapshot) {
 }
 
 std::string RenderTree(const Snapshot& snapshot, const Report& report, const TreeRenderOptions& options) {
-  return TreeRenderer(snapshot, report, options).Render();
+  const std::vector<Explanation> explanations =
+      options.explain ? Explain(snapshot, report) : std::vector<Explanation>{};
+  return TreeRenderer(snapshot, report, explanations, options).Render();
+}
+
+std::string RenderTree(const Snapshot& snapshot, const Report& report,
+                       const std::vector<Explanation>& explanations, const TreeRenderOptions& options) {
+  return TreeRenderer(snapshot, report, explanations, options).Render();
 }
 
 }  // namespace lockwatch::core

@@ -81,6 +81,10 @@ json MakeSnapshotRecord(std::string_view phase, const core::Snapshot& snapshot, 
   json& sessions = snap["sessions"];
   for (size_t i = 0; i < snapshot.sessions.size() && i < sessions.size(); ++i) {
     PutQuery(sessions[i], snapshot.sessions[i].query, mode);
+    // Whether the role was a superuser, so replaying rules over a dump (`lockwatch rules test`) applies
+    // the same never-a-victim exclusions as the live agent. null when unknown.
+    const std::optional<bool>& superuser = snapshot.sessions[i].superuser;
+    sessions[i]["superuser"] = superuser ? json(*superuser) : json(nullptr);
   }
   json locks = json::array();
   for (const core::LockRow& r : snapshot.locks) locks.push_back(LockJson(r));
@@ -250,6 +254,7 @@ core::Result<core::Snapshot> DecodeSnapshot(const json& in) {
       x.backend_xid = Opt<uint32_t>(j, "backend_xid");
       x.backend_xmin = Opt<uint32_t>(j, "backend_xmin");
       x.query = Str(j, "query");
+      x.superuser = Opt<bool>(j, "superuser");
       s.sessions.push_back(std::move(x));
     }
     for (const json& j : Array(in, "locks")) {

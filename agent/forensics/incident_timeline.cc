@@ -94,7 +94,9 @@ std::string ActionVerb(const std::string& action) {
 }
 
 bool ResultOk(const std::string& result) {
-  return result.empty() || result == "ok" || result == "success" || result == "done" || result == "signalled";
+  // "signalled", "exited" and "still_running" are the actuator's words for a signal that reached the backend.
+  return result.empty() || result == "ok" || result == "success" || result == "done" ||
+         result == "signalled" || result == "exited" || result == "still_running";
 }
 
 std::string ActionText(const TimelineAction& a) {
@@ -170,7 +172,9 @@ class Builder {
     a.action = StrField(r.record, "action");
     a.pid = IntField(r.record, "pid");
     a.result = StrField(r.record, "result");
-    a.dry_run = BoolField(r.record, "dry_run");
+    // The agent's audit records say "mode": "dry_run" | "enforce"; older or hand-written ones "dry_run".
+    a.dry_run = BoolField(r.record, "dry_run") || StrField(r.record, "mode") == "dry_run";
+    a.backend_start = TimeField(r.record, "backend_start");
     t_.actions.push_back(std::move(a));
   }
 
@@ -350,11 +354,17 @@ class Builder {
     root.end_detail = "stopped blocking, transaction unchanged";
   }
 
-  // The last lockwatch action (not a dry run) against the root between its first sighting and `until`.
+  // The last lockwatch action (not a dry run) against the root since its first sighting. The agent audits
+  // a signal's result when it collects it, which can be a poll or two after the root vanished, so a result
+  // recorded after `until` still counts when it names the same backend (pid and backend_start); a record
+  // without backend_start must fall before `until`.
   const TimelineAction* LockwatchAction(const TimelineRoot& root, core::TimestampUs until) const {
     const TimelineAction* found = nullptr;
     for (const TimelineAction& a : t_.actions) {
-      if (a.pid == root.node.pid && !a.dry_run && a.at >= root.first_seen_at && a.at <= until &&
+      const bool same_backend =
+          a.backend_start && root.backend_start && *a.backend_start == *root.backend_start;
+      if (a.pid == root.node.pid && !a.dry_run && a.at >= root.first_seen_at &&
+          (a.at <= until || same_backend) &&
           (a.action == "terminate" || a.action == "cancel" || a.action == "cancel_then_terminate")) {
         found = &a;
       }

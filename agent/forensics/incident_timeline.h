@@ -75,6 +75,7 @@ struct TimelineAction {
   int32_t pid = 0;
   std::string result;
   bool dry_run = false;
+  std::optional<core::TimestampUs> backend_start;  // the victim's, when the record has it
 };
 
 // The dump's view of the incident (its last incident record).

@@ -103,6 +103,32 @@ json WaiterJson(const core::Waiter& w) {
 
 }  // namespace
 
+json ExplanationJson(const core::Explanation& e) {
+  json root_pid = nullptr;
+  json root_gid = nullptr;
+  if (e.root) {
+    root_pid = e.root->pid;
+    root_gid = GidOrNull(*e.root);
+  }
+  return json{
+      {"kind", core::ExplanationKindName(e.kind)},
+      {"root_pid", std::move(root_pid)},
+      {"root_gid", std::move(root_gid)},
+      {"pids", e.pids},
+      {"situation", e.situation},
+      {"remedy", e.remedy},
+  };
+}
+
+json TreeDocument(const core::Snapshot& snapshot, const core::Report& report,
+                  const std::vector<core::Explanation>& explanations) {
+  json doc = TreeDocument(snapshot, report);
+  json found = json::array();
+  for (const core::Explanation& e : explanations) found.push_back(ExplanationJson(e));
+  doc["explanations"] = std::move(found);
+  return doc;
+}
+
 json TreeDocument(const core::Snapshot& snapshot, const core::Report& report) {
   json doc;
   doc["schema_version"] = kTreeSchemaVersion;

@@ -145,6 +145,10 @@ struct TargetExport {
   uint64_t dump_bytes_written = 0;
   uint64_t dump_errors = 0;
   uint64_t dump_records_dropped = 0;
+  // Remediation decisions; keys are bounded (actions x modes, a fixed set of reason codes).
+  std::map<std::pair<std::string, std::string>, uint64_t> remediation_actions;   // (action, mode)
+  std::map<std::pair<std::string, std::string>, uint64_t> remediation_failures;  // (action, reason)
+  std::map<std::string, uint64_t> remediation_skipped;                           // reason
 
   bool Fresh(double now_s) const {
     return last_success_s.has_value() && now_s - *last_success_s <= 3 * interval_s;
@@ -431,6 +435,18 @@ class ScrapeCollectable : public prometheus::Collectable {
                                "Dump records dropped because the dump writer fell behind or had failed.",
                                MetricType::Counter);
 
+    auto rem_actions =
+        Family("lockwatch_remediation_actions_total",
+               "Remediation actions decided (mode dry_run: would have been sent).", MetricType::Counter);
+    auto rem_failures =
+        Family("lockwatch_remediation_failures_total",
+               "Remediation actions that failed, by reason (permission_denied, refused, error, ...).",
+               MetricType::Counter);
+    auto rem_skipped = Family("lockwatch_remediation_skipped_total",
+                              "Sessions a rule matched that were not acted on, by reason (protected_user, "
+                              "rate_limited_global, kill_switch, stale, ...).",
+                              MetricType::Counter);
+
     for (const auto& entry : targets_) {
       const std::string& name = entry.first;
       const TargetExport& t = entry.second;
@@ -458,6 +474,16 @@ class ScrapeCollectable : public prometheus::Collectable {
       AddCounter(dump_bytes, target, static_cast<double>(t.dump_bytes_written));
       AddCounter(dump_errors, target, static_cast<double>(t.dump_errors));
       AddCounter(dump_dropped, target, static_cast<double>(t.dump_records_dropped));
+      for (const auto& [key, n] : t.remediation_actions) {
+        AddCounter(rem_actions, with({{"action", key.first}, {"mode", key.second}}), static_cast<double>(n));
+      }
+      for (const auto& [key, n] : t.remediation_failures) {
+        AddCounter(rem_failures, with({{"action", key.first}, {"reason", key.second}}),
+                   static_cast<double>(n));
+      }
+      for (const auto& [reason, n] : t.remediation_skipped) {
+        AddCounter(rem_skipped, with({{"reason", reason}}), static_cast<double>(n));
+      }
       if (!t.last_success_s) continue;
       AddGauge(info, with({{"server_version", ServerVersion(t.server_version_num)}}), 1);
       AddGauge(last_success, target, *t.last_success_s);
@@ -514,7 +540,10 @@ class ScrapeCollectable : public prometheus::Collectable {
                     &dumps_written,
                     &dump_bytes,
                     &dump_errors,
-                    &dump_dropped}) {
+                    &dump_dropped,
+                    &rem_actions,
+                    &rem_failures,
+                    &rem_skipped}) {
       emit(std::move(*f));
     }
     if (process_) AppendProcess(*process_, out);
@@ -551,6 +580,8 @@ class ScrapeCollectable : public prometheus::Collectable {
 struct AgentMetrics::Impl {
   BuildInfo build;
   ProcessStatsSource process_stats;
+  std::mutex hooks_mu;
+  std::function<std::vector<HookCounters>()> hook_stats;  // guarded by hooks_mu
   mutable std::mutex mu;
   std::map<std::string, TargetState> targets;  // guarded by mu
 };
@@ -667,6 +698,25 @@ void AgentMetrics::RecordDumpRecordsDropped(const std::string& target, uint64_t 
   WithTarget(impl_->mu, impl_->targets, target, [&](TargetExport& t) { t.dump_records_dropped += records; });
 }
 
+void AgentMetrics::RecordRemediation(const std::string& target, const std::string& decision,
+                                     const std::string& action, const std::string& mode,
+                                     const std::string& reason) {
+  // Reasons are codes from a fixed set; anything else (a longer text) is folded so labels stay bounded.
+  const bool code = !reason.empty() && reason.size() <= 40 &&
+                    reason.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string::npos;
+  const std::string label = code ? reason : std::string(kOther);
+  WithTarget(impl_->mu, impl_->targets, target, [&](TargetExport& t) {
+    if (decision == "planned") ++t.remediation_actions[{action, mode}];
+    if (decision == "failed") ++t.remediation_failures[{action, label}];
+    if (decision == "skipped") ++t.remediation_skipped[label];
+  });
+}
+
+void AgentMetrics::SetHookStatsSource(std::function<std::vector<HookCounters>()> source) {
+  std::lock_guard<std::mutex> lock(impl_->hooks_mu);
+  impl_->hook_stats = std::move(source);
+}
+
 std::string AgentMetrics::Render(double now_s) const {
   std::map<std::string, TargetExport> copy;
   {
@@ -675,7 +725,31 @@ std::string AgentMetrics::Render(double now_s) const {
   }
   std::optional<ProcessStats> process = impl_->process_stats ? impl_->process_stats() : std::nullopt;
   ScrapeCollectable view(impl_->build, std::move(copy), process, now_s);
-  return prometheus::TextSerializer().Serialize(view.Collect());
+  std::vector<MetricFamily> families = view.Collect();
+  std::function<std::vector<HookCounters>()> hook_stats;
+  {
+    std::lock_guard<std::mutex> lock(impl_->hooks_mu);
+    hook_stats = impl_->hook_stats;
+  }
+  if (hook_stats) {
+    auto runs = Family("lockwatch_hook_runs_total",
+                       "Hook deliveries attempted (after retries: one per event).", MetricType::Counter);
+    auto failures = Family("lockwatch_hook_failures_total",
+                           "Hook deliveries that failed (non-zero exit, timeout, HTTP error after retries).",
+                           MetricType::Counter);
+    auto drops = Family("lockwatch_hook_drops_total",
+                        "Hook events dropped because the hook's queue was full or the agent stopped.",
+                        MetricType::Counter);
+    for (const HookCounters& h : hook_stats()) {
+      AddCounter(runs, {{"hook", h.hook}}, static_cast<double>(h.runs));
+      AddCounter(failures, {{"hook", h.hook}}, static_cast<double>(h.failures));
+      AddCounter(drops, {{"hook", h.hook}}, static_cast<double>(h.drops));
+    }
+    for (auto* f : {&runs, &failures, &drops}) {
+      if (!f->metric.empty()) families.push_back(std::move(*f));
+    }
+  }
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace lockwatch::metrics

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/core/analysis.h"
 #include "agent/core/snapshot.h"
@@ -40,6 +41,14 @@ inline constexpr size_t kMaxTrackedWaitsPerTarget = 100000;
 
 // Where Render() gets the process_* figures; the default reads /proc/self. Returning nullopt omits them.
 using ProcessStatsSource = std::function<std::optional<ProcessStats>()>;
+
+// One hook's delivery counters (agent/docs/hooks.md).
+struct HookCounters {
+  std::string hook;
+  uint64_t runs = 0;
+  uint64_t failures = 0;
+  uint64_t drops = 0;
+};
 
 // The agent's Prometheus state: every series lockwatch exports. Poll threads record into it; the HTTP
 // server renders it at scrape time. Rendering never queries a database and only holds an internal mutex
@@ -92,6 +101,15 @@ class AgentMetrics {
   void RecordDumpWritten(const std::string& target, uint64_t bytes);
   void RecordDumpError(const std::string& target);
   void RecordDumpRecordsDropped(const std::string& target, uint64_t records);
+
+  // One audited remediation decision (agent/docs/remediation.md): `decision` "planned" counts into
+  // lockwatch_remediation_actions_total{action,mode}, "failed" into ..._failures_total{action,reason},
+  // "skipped" into ..._skipped_total{reason}; "executed" is not counted (its plan was).
+  void RecordRemediation(const std::string& target, const std::string& decision, const std::string& action,
+                         const std::string& mode, const std::string& reason);
+
+  // Where the hook counters come from at scrape time (lockwatch_hook_*_total{hook}); must be thread-safe.
+  void SetHookStatsSource(std::function<std::vector<HookCounters>()> source);
 
   // The Prometheus text exposition (format 0.0.4) of everything, as of `now_s` (wall clock, seconds since
   // epoch; decides staleness). Holds the mutex only to copy the per-target aggregates.

@@ -136,6 +136,23 @@ TEST_F(TreeCommandTest, JsonFlagPrintsTheVersionedDocument) {
   EXPECT_EQ(doc.at("schema_version"), 1);
   EXPECT_EQ(doc.at("roots").size(), 1u);
   EXPECT_EQ(doc.at("edges").at(0).at("waiter_pid"), 102);
+  // Explanations of every root (here the idle-in-transaction holder 101).
+  ASSERT_EQ(doc.at("explanations").size(), 1u) << doc.at("explanations").dump();
+  EXPECT_EQ(doc.at("explanations").at(0).at("kind"), "idle_in_transaction_holder");
+  EXPECT_EQ(doc.at("explanations").at(0).at("root_pid"), 101);
+}
+
+TEST_F(TreeCommandTest, TextShowsWhyAndFixUnderTheRoot) {
+  EXPECT_EQ(Run({"tree"}), 0) << err_.str();
+  const std::string text = out_.str();
+  const size_t root = text.find("\n101 | ");
+  ASSERT_NE(root, std::string::npos) << text;
+  const size_t why = text.find("\n  why: idle_in_transaction_holder: pid 101", root);
+  const size_t fix = text.find("\n  fix: SELECT pg_terminate_backend(101)", root);
+  EXPECT_NE(why, std::string::npos) << text;
+  EXPECT_NE(fix, std::string::npos) << text;
+  EXPECT_LT(why, fix);
+  EXPECT_LT(fix, text.find("\n`- 102 |", root)) << text;
 }
 
 TEST_F(TreeCommandTest, ConnectionFailureExitsTwoWithRedactedTarget) {

@@ -126,6 +126,76 @@ TEST(TreeRenderTest, DdlPileUpShowsReadersQueuedBehindTheAlterUnderIt) {
   EXPECT_NE(text.find("3 sessions blocked, max depth 2, longest wait 30s"), std::string::npos) << text;
 }
 
+TEST(TreeRenderTest, RootIsFollowedByWhyAndFixOfItsMostActionableFinding) {
+  const std::string text = Render(DdlPileUp().snapshot());
+  const int root = LineIndex(text, "101 |");
+  ASSERT_GE(root, 0) << text;
+  const std::vector<std::string> lines = Lines(text);
+  ASSERT_GT(lines.size(), static_cast<size_t>(root + 3));
+  EXPECT_EQ(lines[root + 1].rfind("  why: ddl_amplifier: ALTER TABLE by pid 102", 0), 0u) << text;
+  EXPECT_NE(lines[root + 1].find("and 2 sessions queue behind the DDL"), std::string::npos) << text;
+  EXPECT_EQ(lines[root + 2].rfind("  fix: cancel the DDL: SELECT pg_cancel_backend(102); retry it with SET "
+                                  "lock_timeout = '2s'",
+                                  0),
+            0u)
+      << text;
+  EXPECT_EQ(lines[root + 3].rfind("`- 102 |", 0), 0u) << text;
+  // One pair per root: the holder's own finding is in the JSON document, not repeated here.
+  EXPECT_EQ(text.find("idle_in_transaction_holder"), std::string::npos) << text;
+}
+
+TEST(TreeRenderTest, ExplanationsCanBeTurnedOff) {
+  core::TreeRenderOptions options;
+  options.width = 1000;
+  options.explain = false;
+  const core::Snapshot snapshot = DdlPileUp().snapshot();
+  const std::string text = core::RenderTree(snapshot, core::Analyze(snapshot), options);
+  EXPECT_EQ(text.find("why:"), std::string::npos) << text;
+  EXPECT_EQ(text.find("fix:"), std::string::npos) << text;
+  EXPECT_EQ(LineIndex(text, "`- 102 |"), LineIndex(text, "101 |") + 1) << text;
+}
+
+TEST(TreeRenderTest, GivenExplanationsAreRenderedAsGiven) {
+  const core::Snapshot snapshot = DdlPileUp().snapshot();
+  core::Explanation f;
+  f.kind = core::ExplanationKind::kLongRunningStatement;
+  f.root = core::NodeRef{101, ""};
+  f.situation = "situation\nwith a newline";
+  f.remedy = "remedy";
+  core::Explanation server_wide;
+  server_wide.kind = core::ExplanationKind::kLockManagerContention;
+  server_wide.situation = "many waits";
+  server_wide.remedy = "fewer partitions";
+  core::TreeRenderOptions options;
+  options.width = 1000;
+  const std::string text = core::RenderTree(snapshot, core::Analyze(snapshot), {f, server_wide}, options);
+  EXPECT_EQ(LineIndex(text, "  why: long_running_statement: situation with a newline"),
+            LineIndex(text, "101 |") + 1)
+      << text;
+  EXPECT_EQ(LineIndex(text, "  fix: remedy"), LineIndex(text, "101 |") + 2) << text;
+  // Server-wide findings come before the summary line.
+  EXPECT_EQ(LineIndex(text, "why: lock_manager_contention: many waits") + 2,
+            LineIndex(text, "3 sessions blocked"))
+      << text;
+}
+
+TEST(TreeRenderTest, LockManagerContentionIsShownEvenWithoutLockWaits) {
+  SnapshotFixture f;
+  for (int32_t pid = 901; pid <= 906; ++pid) f.Session(pid, "active", "select * from parted", 1);
+  for (core::Session& s : f.mutable_snapshot().sessions) {
+    if (s.pid >= 901) {
+      s.wait_event_type = "LWLock";
+      s.wait_event = "LockManager";
+    }
+  }
+  f.mutable_snapshot().locks_read = false;
+  const std::string text = Render(f.snapshot());
+  EXPECT_EQ(LineIndex(text, "No lock waits"), 1) << text;
+  EXPECT_GE(LineIndex(text, "why: lock_manager_contention: 6 sessions wait on LWLock:LockManager"), 2)
+      << text;
+  EXPECT_GE(LineIndex(text, "fix: lock fewer relations per transaction"), 3) << text;
+}
+
 TEST(TreeRenderTest, HeaderNamesVersionCaptureTimeSessionsAndWaiting) {
   const std::string text = Render(DdlPileUp().snapshot());
   EXPECT_EQ(Lines(text).front(),
@@ -177,9 +247,12 @@ TEST(TreeRenderTest, RootThatBlocksMostComesFirstAndSharedWaiterIsNotDuplicated)
   EXPECT_EQ(shared.rfind("`- 403 | waiting 15s", 0), 0u) << shared;
   EXPECT_NE(shared.find("hard: 401 holds AccessShareLock"), std::string::npos) << shared;
   EXPECT_NE(shared.find("also blocked by 402 (hard)"), std::string::npos) << shared;
-  EXPECT_EQ(LineIndex(text, "`- 403 | waiting"), r401 + 1) << text;
+  // Directly under its root, after the root's why:/fix: pair.
+  EXPECT_EQ(LineIndex(text, "  why: idle_in_transaction_holder: pid 401"), r401 + 1) << text;
+  EXPECT_EQ(LineIndex(text, "  fix: SELECT pg_terminate_backend(401)"), r401 + 2) << text;
+  EXPECT_EQ(LineIndex(text, "`- 403 | waiting"), r401 + 3) << text;
   const std::string reference = LineWith(text, "also waits for this");
-  EXPECT_EQ(LineIndex(text, "`- 403 | also waits for this (hard), shown above"), r402 + 1) << text;
+  EXPECT_EQ(LineIndex(text, "`- 403 | also waits for this (hard), shown above"), r402 + 3) << text;
   EXPECT_EQ(reference.find("waiting"), std::string::npos);
 }
 
@@ -207,6 +280,11 @@ TEST(TreeRenderTest, HardCycleIsShownAsDeadlockWithItsWaiters) {
   const std::string waiter = LineWith(text, "lock table t");
   EXPECT_EQ(waiter.rfind("|  `- 503 | waiting 5s", 0), 0u) << text;
   EXPECT_NE(waiter.find("hard: 501 holds RowExclusiveLock"), std::string::npos);
+  // The cycle's explanation follows its header.
+  const int at = LineIndex(text, "deadlock cycle:");
+  EXPECT_EQ(LineIndex(text, "  why: deadlock_forming: sessions 501 and 502 wait for each other"), at + 1)
+      << text;
+  EXPECT_EQ(LineIndex(text, "  fix: cancel one now: SELECT pg_cancel_backend(501)"), at + 2) << text;
 }
 
 TEST(TreeRenderTest, SoftOnlyCycleIsMarkedAsPossibleArtifact) {

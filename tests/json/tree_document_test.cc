@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/core/analysis.h"
+#include "agent/core/explain.h"
 #include "agent/json/iso_time.h"
 
 #include "tests/app/tree_fixtures.h"
@@ -45,7 +46,8 @@ core::Snapshot Everything() {
 
 json Document() {
   const core::Snapshot snapshot = Everything();
-  return json::parse(lockwatch::json::TreeDocument(snapshot, core::Analyze(snapshot)).dump());
+  const core::Report report = core::Analyze(snapshot);
+  return json::parse(lockwatch::json::TreeDocument(snapshot, report, core::Explain(snapshot, report)).dump());
 }
 
 enum class Type { kInteger, kNumber, kString, kBoolean, kArray, kObject, kIsoTimestamp, kNullable };
@@ -98,6 +100,7 @@ const FieldCase kFields[] = {
     {"", "waiters", Type::kArray, kNever},
     {"", "summary", Type::kObject, kNever},
     {"", "unknown_pids", Type::kArray, kNever},
+    {"", "explanations", Type::kArray, kNever},
     {"/sessions", "pid", Type::kInteger, kNever},
     {"/sessions", "leader_pid", Type::kNullable, Type::kInteger},
     {"/sessions", "usename", Type::kString, kNever},
@@ -157,6 +160,12 @@ const FieldCase kFields[] = {
     {"/summary", "max_depth", Type::kInteger, kNever},
     {"/summary", "max_wait_seconds", Type::kNumber, kNever},
     {"/summary", "sessions_by_state", Type::kObject, kNever},
+    {"/explanations", "kind", Type::kString, kNever},
+    {"/explanations", "root_pid", Type::kNullable, Type::kInteger},
+    {"/explanations", "root_gid", Type::kNullable, Type::kString},
+    {"/explanations", "pids", Type::kArray, kNever},
+    {"/explanations", "situation", Type::kString, kNever},
+    {"/explanations", "remedy", Type::kString, kNever},
 };
 
 TEST(TreeDocumentTest, EveryDocumentedFieldIsPresentWithItsType) {
@@ -182,8 +191,8 @@ TEST(TreeDocumentTest, EveryDocumentedFieldIsPresentWithItsType) {
 
 TEST(TreeDocumentTest, NoUndocumentedFields) {
   const json doc = Document();
-  const char* containers[] = {"",       "/sessions", "/prepared_xacts", "/edges",
-                              "/roots", "/cycles",   "/waiters",        "/summary"};
+  const char* containers[] = {"",        "/sessions", "/prepared_xacts", "/edges",       "/roots",
+                              "/cycles", "/waiters",  "/summary",        "/explanations"};
   for (const char* pointer : containers) {
     const json& container = doc.at(json::json_pointer(pointer));
     const json& object = container.is_array() ? container.at(0) : container;
@@ -195,6 +204,34 @@ TEST(TreeDocumentTest, NoUndocumentedFields) {
       EXPECT_TRUE(documented) << pointer << "/" << item.key();
     }
   }
+}
+
+TEST(TreeDocumentTest, ExplanationsNameEachRootInOrderAndTheDeadlock) {
+  const json doc = Document();
+  const json& found = doc.at("explanations");
+  std::vector<std::string> kinds;
+  for (const json& e : found) kinds.push_back(e.at("kind").get<std::string>());
+  EXPECT_EQ(kinds, (std::vector<std::string>{"ddl_amplifier", "idle_in_transaction_holder",
+                                             "orphaned_prepared_xact", "deadlock_forming"}));
+  ASSERT_EQ(found.size(), 4u);
+  EXPECT_EQ(found[0].at("root_pid"), 101);
+  EXPECT_TRUE(found[0].at("root_gid").is_null());
+  EXPECT_EQ(found[0].at("pids"), json::array({102}));
+  EXPECT_NE(found[0].at("remedy").get<std::string>().find("pg_cancel_backend(102)"), std::string::npos);
+  EXPECT_EQ(found[2].at("root_pid"), 0);
+  EXPECT_EQ(found[2].at("root_gid"), "gx1");
+  EXPECT_NE(found[2].at("remedy").get<std::string>().find("ROLLBACK PREPARED 'gx1'"), std::string::npos);
+  EXPECT_TRUE(found[3].at("root_pid").is_null());
+  EXPECT_EQ(found[3].at("pids"), json::array({501, 502}));
+}
+
+TEST(TreeDocumentTest, FormWithoutExplanationsHasNoExplanationsKey) {
+  const core::Snapshot snapshot = Everything();
+  const json doc = lockwatch::json::TreeDocument(snapshot, core::Analyze(snapshot));
+  EXPECT_FALSE(doc.contains("explanations"));
+  json with = Document();
+  with.erase("explanations");
+  EXPECT_EQ(json::parse(doc.dump()), with);
 }
 
 TEST(TreeDocumentTest, SchemaVersionIsOne) { EXPECT_EQ(Document().at("schema_version"), 1); }

@@ -144,7 +144,8 @@ for section in NAME SYNOPSIS DESCRIPTION COMMANDS OPTIONS "EXIT STATUS" ENVIRONM
     fail "man page lacks section ${section}"
 done
 # Every long flag the binary's commands accept is documented (man escapes '-' as '\-').
-for cmd in "" tree run; do
+for cmd in "" tree run dump analyze report "rules check" "rules test" top; do
+  # shellcheck disable=SC2086 # "rules check" is two words
   help=$("${build}/lockwatch" ${cmd} --help 2>&1)
   [[ -z ${cmd} ]] || grep -q "^Usage: lockwatch ${cmd}" <<<"${help}" ||
     { fail "\`lockwatch ${cmd}\` does not exist (its --help prints the top-level usage)"; continue; }
