@@ -103,7 +103,16 @@ wait_for_waiters() {
 }
 
 echo "==> starting the agent: lockwatch run (metrics on http://127.0.0.1:${PORT}/metrics)"
-"${LOCKWATCH}" run --dsn "${DSN}" --listen "127.0.0.1:${PORT}" --interval 1s >>"${DEMO_DIR}/agent.log" 2>&1 &
+# Incidents open at the usual thresholds and, for the demo, resolve after 5 quiet seconds; dumps go to the
+# demo's directory.
+cat >"${DEMO_DIR}/lockwatch.yaml" <<YAML
+incidents:
+  resolve_after: 5s
+dumps:
+  dir: ${DEMO_DIR}/dumps
+YAML
+"${LOCKWATCH}" run --config "${DEMO_DIR}/lockwatch.yaml" --dsn "${DSN}" --listen "127.0.0.1:${PORT}" --interval 1s \
+  >>"${DEMO_DIR}/agent.log" 2>&1 &
 BG_PIDS+=($!)
 AGENT_PID=$!
 for ((i = 0; i < 50; i++)); do
@@ -167,12 +176,32 @@ kill -0 "${AGENT_PID}" 2>/dev/null && echo "agent pid ${AGENT_PID} is running; l
 echo
 echo "The pile-up is still running; try it yourself:"
 echo "  ${LOCKWATCH} tree --dsn \"${DSN}\""
+echo "  ${LOCKWATCH} top --dsn \"${DSN}\"      # live view; q quits"
 echo "  curl -s http://127.0.0.1:${PORT}/metrics | grep ^lockwatch_"
 HOLD="${LOCKWATCH_DEMO_HOLD_S:-}"
 if [[ -z "${HOLD}" && -t 0 ]]; then
-  read -r -p "Press Enter to clean up... " _ || true
+  read -r -p "Press Enter to end the pile-up (batch-job commits)... " _ || true
 else
-  HOLD="${HOLD:-60}"
-  echo "Cleaning up in ${HOLD} s (LOCKWATCH_DEMO_HOLD_S)."
+  HOLD="${HOLD:-20}"
+  echo "The batch job commits in ${HOLD} s (LOCKWATCH_DEMO_HOLD_S)."
   sleep "${HOLD}"
+fi
+
+echo
+echo "==> batch-job commits; everyone proceeds and the incident resolves 5 s later"
+echo "COMMIT;" >&7
+DUMP=""
+for ((i = 0; i < 300; i++)); do
+  DUMP="$(find "${DEMO_DIR}/dumps" -name '*.dump.gz' 2>/dev/null | head -n1)"
+  [[ -n "${DUMP}" ]] && break
+  sleep 0.1
+done
+if [[ -z "${DUMP}" ]]; then
+  echo "no incident dump appeared; the agent's log is ${DEMO_DIR}/agent.log" >&2
+else
+  echo
+  echo "==> the incident dump: ${LOCKWATCH} analyze ${DUMP}"
+  "${LOCKWATCH}" analyze "${DUMP}" || echo "(lockwatch analyze exited with status $?)"
+  "${LOCKWATCH}" report "${DUMP}" -o "${DEMO_DIR}/report.html" &&
+    echo "(an HTML report of it: ${DEMO_DIR}/report.html, removed at clean-up)"
 fi

@@ -187,7 +187,8 @@ TEST(AgentRemediationE2eTest, EnforcedIdleTransactionRootIsTerminatedAndEverythi
   const nlohmann::json doc = nlohmann::json::parse(analyze.Log(), nullptr, false);
   ASSERT_TRUE(doc.is_object()) << analyze.Log();
   ASSERT_FALSE(doc["roots"].empty());
-  EXPECT_EQ(doc["roots"][0]["end"].value("cause", ""), "terminated_by_lockwatch") << doc["roots"][0].dump(2) << actions;
+  EXPECT_EQ(doc["roots"][0]["end"].value("cause", ""), "terminated_by_lockwatch")
+      << doc["roots"][0].dump(2) << actions;
 }
 
 TEST(AgentRemediationE2eTest, DryRunChangesNothingAndAuditsWhatItWouldDo) {

@@ -27,6 +27,7 @@ TARGETS=(
   "dump_reader_fuzz 60000 16384"
   "config_fuzz 90000 4096"
   "timeline_fuzz 20000 16384 dump_reader_fuzz"
+  "rules_fuzz 40000 4096"
 )
 
 echo "==> fuzz: configure and build (${BUILD_DIR})"
