@@ -116,6 +116,8 @@ class MetricsSink : public PollSink {
       if (!enabled_) return;
       metrics_->RecordPoll(target_, snapshot, report, cost, now_s);
     }
+    arrivals_.Observe(snapshot);
+    metrics_->RecordArrivals(target_, arrivals_.Stats());
     // Only the poll thread gets here; the pipeline copies what its dump writer needs and returns, and
     // hook delivery is queued (never waited for).
     const std::vector<core::IncidentEvent> events = pipeline_->OnPoll(snapshot, report);
@@ -159,6 +161,7 @@ class MetricsSink : public PollSink {
   std::shared_ptr<metrics::AgentMetrics> metrics_;
   std::string target_;
   std::unique_ptr<IncidentPipeline> pipeline_;
+  core::ArrivalTracker arrivals_;                 // poll thread only
   std::shared_ptr<hooks::HookDispatcher> hooks_;  // null without hooks
   forensics::QueryTextMode hook_query_text_;
   std::shared_ptr<const core::Policy> policy_;  // null without remediation

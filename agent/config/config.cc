@@ -211,7 +211,8 @@ std::map<std::string, std::string> StringMap(const Reader& r, const YAML::Node& 
   for (const auto& entry : v) {
     const std::string name = r.String(entry.first, entry.first.Mark(), k);
     if (!out.emplace(name, r.String(entry.second, entry.first.Mark(), name)).second) {
-      r.Fail(entry.first.Mark(), "duplicate key \"" + name + "\" in \"" + k + "\"");
+      std::string message = "duplicate key \"";
+      r.Fail(entry.first.Mark(), message.append(name).append("\" in \"").append(k).append("\""));
     }
   }
   return out;

@@ -12,7 +12,7 @@ std::unique_ptr<HookRunner> DefaultRunner(const HookConfig& config, const HookLo
   return std::make_unique<Webhook>(config, logger);
 }
 
-HookDispatcher::HookDispatcher(HooksConfig config, HookLogger logger, RunnerFactory factory)
+HookDispatcher::HookDispatcher(HooksConfig config, HookLogger logger, const RunnerFactory& factory)
     : config_(std::move(config)),
       logger_(std::move(logger)),
       limiter_(std::chrono::duration_cast<std::chrono::microseconds>(config_.incident_update_min_interval)

@@ -40,7 +40,7 @@ class HookDispatcher {
  public:
   // `config` must have passed ValidateHooksConfig. Starts one thread per hook.
   explicit HookDispatcher(HooksConfig config, HookLogger logger = DefaultHookLogger(),
-                          RunnerFactory factory = DefaultRunner);
+                          const RunnerFactory& factory = DefaultRunner);
   ~HookDispatcher();  // Stop(0 ms)
   HookDispatcher(const HookDispatcher&) = delete;
   HookDispatcher& operator=(const HookDispatcher&) = delete;

@@ -149,6 +149,7 @@ struct TargetExport {
   std::map<std::pair<std::string, std::string>, uint64_t> remediation_actions;   // (action, mode)
   std::map<std::pair<std::string, std::string>, uint64_t> remediation_failures;  // (action, reason)
   std::map<std::string, uint64_t> remediation_skipped;                           // reason
+  std::optional<core::ArrivalStats> arrivals;  // bounded: 2 windows x (top 5 + other) x 2 breakdowns
 
   bool Fresh(double now_s) const {
     return last_success_s.has_value() && now_s - *last_success_s <= 3 * interval_s;
@@ -447,6 +448,22 @@ class ScrapeCollectable : public prometheus::Collectable {
                               "rate_limited_global, kill_switch, stale, ...).",
                               MetricType::Counter);
 
+    auto arrivals_total = Family("lockwatch_session_arrivals_total",
+                                 "New client sessions seen (pid and backend_start not in the previous poll).",
+                                 MetricType::Counter);
+    auto arrival_rate = Family("lockwatch_session_arrival_rate",
+                               "New client sessions per second over the window.", MetricType::Gauge);
+    auto arrivals_app =
+        Family("lockwatch_session_arrivals_by_application",
+               "New client sessions in the last minute by application_name (the 5 largest, the "
+               "rest as \"other\").",
+               MetricType::Gauge);
+    auto arrivals_net =
+        Family("lockwatch_session_arrivals_by_network",
+               "New client sessions in the last minute by client network (IPv4 /24, IPv6 /64, "
+               "\"local\"; the 5 largest, the rest as \"other\").",
+               MetricType::Gauge);
+
     for (const auto& entry : targets_) {
       const std::string& name = entry.first;
       const TargetExport& t = entry.second;
@@ -483,6 +500,24 @@ class ScrapeCollectable : public prometheus::Collectable {
       }
       for (const auto& [reason, n] : t.remediation_skipped) {
         AddCounter(rem_skipped, with({{"reason", reason}}), static_cast<double>(n));
+      }
+      if (t.arrivals) {
+        AddCounter(arrivals_total, target, static_cast<double>(t.arrivals->total));
+        if (fresh) {
+          for (const core::ArrivalWindow& w : t.arrivals->windows) {
+            const std::string window = std::to_string(w.window_us / 1000000) + "s";
+            AddGauge(arrival_rate, with({{"window", window}}), w.per_second);
+            if (w.window_us != 60LL * 1000000) continue;
+            for (const core::ArrivalGroup& g : w.by_application.top) {
+              AddGauge(arrivals_app, with({{"application", g.key}}), g.count);
+            }
+            AddGauge(arrivals_app, with({{"application", std::string(kOther)}}), w.by_application.other);
+            for (const core::ArrivalGroup& g : w.by_network.top) {
+              AddGauge(arrivals_net, with({{"network", g.key}}), g.count);
+            }
+            AddGauge(arrivals_net, with({{"network", std::string(kOther)}}), w.by_network.other);
+          }
+        }
       }
       if (!t.last_success_s) continue;
       AddGauge(info, with({{"server_version", ServerVersion(t.server_version_num)}}), 1);
@@ -543,7 +578,11 @@ class ScrapeCollectable : public prometheus::Collectable {
                     &dump_dropped,
                     &rem_actions,
                     &rem_failures,
-                    &rem_skipped}) {
+                    &rem_skipped,
+                    &arrivals_total,
+                    &arrival_rate,
+                    &arrivals_app,
+                    &arrivals_net}) {
       emit(std::move(*f));
     }
     if (process_) AppendProcess(*process_, out);
@@ -710,6 +749,10 @@ void AgentMetrics::RecordRemediation(const std::string& target, const std::strin
     if (decision == "failed") ++t.remediation_failures[{action, label}];
     if (decision == "skipped") ++t.remediation_skipped[label];
   });
+}
+
+void AgentMetrics::RecordArrivals(const std::string& target, const core::ArrivalStats& stats) {
+  WithTarget(impl_->mu, impl_->targets, target, [&](TargetExport& t) { t.arrivals = stats; });
 }
 
 void AgentMetrics::SetHookStatsSource(std::function<std::vector<HookCounters>()> source) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/core/analysis.h"
+#include "agent/core/arrivals.h"
 #include "agent/core/snapshot.h"
 #include "agent/metrics/process_metrics.h"
 
@@ -107,6 +108,10 @@ class AgentMetrics {
   // "skipped" into ..._skipped_total{reason}; "executed" is not counted (its plan was).
   void RecordRemediation(const std::string& target, const std::string& decision, const std::string& action,
                          const std::string& mode, const std::string& reason);
+
+  // New client sessions of the target (core::ArrivalTracker after each successful poll): the surge that
+  // feeds a pile-up, by application and client network over the last minute (top 5 plus "other").
+  void RecordArrivals(const std::string& target, const core::ArrivalStats& stats);
 
   // Where the hook counters come from at scrape time (lockwatch_hook_*_total{hook}); must be thread-safe.
   void SetHookStatsSource(std::function<std::vector<HookCounters>()> source);

@@ -305,6 +305,17 @@ TEST(AgentIncidentE2eTest, ConnectionSurgeJoiningTheQueueIsNamedByAnalyze) {
       burst.back()->Send("SELECT count(*) FROM accounts WHERE balance > 0");
     }
     ASSERT_TRUE(Eventually([&] { return bank.Waiting("push-notify") == 40; }, milliseconds(20000)));
+    // The arrival metrics name the application that surged.
+    EXPECT_TRUE(Eventually(
+        [&] {
+          return agent
+                     .Series(
+                         "lockwatch_session_arrivals_by_application{target=\"bank\",application=\"push-"
+                         "notify\"}")
+                     .value_or(0) >= 40;
+        },
+        milliseconds(5000)))
+        << agent.Metrics();
     std::this_thread::sleep_for(milliseconds(1500));  // the agent polls the queue at its peak
     pileup.Commit();
     for (auto& s : burst) EXPECT_TRUE(s->Finish());

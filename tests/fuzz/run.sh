@@ -23,11 +23,11 @@ CC_FUZZ="${FUZZ_CC:-clang-14}"
 # target  runs  max_len
 # target, inputs, max input length, seed corpus (default: the target's own folder under corpus/)
 TARGETS=(
-  "pg_decode_fuzz 150000 4096"
-  "dump_reader_fuzz 60000 16384"
-  "config_fuzz 90000 4096"
-  "timeline_fuzz 20000 16384 dump_reader_fuzz"
-  "rules_fuzz 40000 4096"
+  "pg_decode_fuzz 80000 4096"
+  "dump_reader_fuzz 30000 16384"
+  "config_fuzz 45000 4096"
+  "timeline_fuzz 10000 16384 dump_reader_fuzz"
+  "rules_fuzz 20000 4096"
 )
 
 echo "==> fuzz: configure and build (${BUILD_DIR})"
