@@ -10,6 +10,7 @@
 
 #include "agent/agent/incident_pipeline.h"
 #include "agent/agent/log.h"
+#include "agent/core/explain.h"
 #include "agent/hooks/dispatcher.h"
 #include "agent/hooks/payloads.h"
 #include "agent/pg/dsn.h"
@@ -121,9 +122,13 @@ class MetricsSink : public PollSink {
     // Only the poll thread gets here; the pipeline copies what its dump writer needs and returns, and
     // hook delivery is queued (never waited for).
     const std::vector<core::IncidentEvent> events = pipeline_->OnPoll(snapshot, report);
-    if (hooks_) {
+    if (hooks_ && !events.empty()) {
+      // Explained only when an event goes out: the findings travel with it, so a chat message or a pager
+      // says what kind of pile-up it is and the usual remedy.
+      const std::vector<core::Explanation> explanations = core::Explain(snapshot, report);
       for (const core::IncidentEvent& event : events) {
-        hooks_->Submit(hooks::MakeIncidentEvent(event, snapshot.captured_at_us, hook_query_text_));
+        hooks_->Submit(
+            hooks::MakeIncidentEvent(event, snapshot.captured_at_us, hook_query_text_, explanations));
       }
     }
     if (remediator_) {

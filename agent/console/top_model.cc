@@ -338,8 +338,19 @@ std::string HeaderArrivals(const TopFrame& frame) {
                   static_cast<long long>(w.window_us / 1000000), w.per_second);
     text += buf;
   }
-  const core::ArrivalWindow& shortest = a.windows.front();
-  text += " | by app: " + Groups(shortest.by_application) + " | by net: " + Groups(shortest.by_network);
+  // The groups of the shortest window with arrivals: a surge that paused for ten seconds still shows who it
+  // came from, with the window named when it is not the shortest.
+  const core::ArrivalWindow* shown = &a.windows.front();
+  for (const core::ArrivalWindow& w : a.windows) {
+    if (w.arrivals > 0) {
+      shown = &w;
+      break;
+    }
+  }
+  const std::string label =
+      shown == &a.windows.front() ? "" : " (" + std::to_string(shown->window_us / 1000000) + "s)";
+  text += " | by app" + label + ": " + Groups(shown->by_application) + " | by net" + label + ": " +
+          Groups(shown->by_network);
   return text;
 }
 

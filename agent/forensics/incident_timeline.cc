@@ -99,11 +99,25 @@ bool ResultOk(const std::string& result) {
          result == "signalled" || result == "exited" || result == "still_running";
 }
 
+// The agent audits a signal twice (the decision when it is taken, the outcome when it is collected): the
+// story says which line is which, so one termination does not read as two.
 std::string ActionText(const TimelineAction& a) {
   std::string text = a.rule.empty() ? std::string("manual action") : "rule " + a.rule;
-  text += " " + ActionVerb(a.action) + " pid " + std::to_string(a.pid);
+  const std::string what =
+      (a.action.empty() ? std::string("act on") : a.action) + " pid " + std::to_string(a.pid);
+  if (a.decision == "planned") {
+    text += " decided to " + what;
+  } else if (a.decision == "skipped") {
+    text += " did not " + what;
+  } else if (a.decision == "failed") {
+    text += " failed to " + what;
+  } else {
+    text += " " + ActionVerb(a.action) + " pid " + std::to_string(a.pid);
+  }
   if (a.dry_run) text += " (dry run)";
-  if (!ResultOk(a.result)) text += ": " + a.result;
+  if (a.decision == "skipped" || a.decision == "failed" || !ResultOk(a.result)) {
+    if (!a.result.empty()) text += ": " + a.result;
+  }
   return text;
 }
 
@@ -172,6 +186,7 @@ class Builder {
     a.action = StrField(r.record, "action");
     a.pid = IntField(r.record, "pid");
     a.result = StrField(r.record, "result");
+    a.decision = StrField(r.record, "decision");
     // The agent's audit records say "mode": "dry_run" | "enforce"; older or hand-written ones "dry_run".
     a.dry_run = BoolField(r.record, "dry_run") || StrField(r.record, "mode") == "dry_run";
     a.backend_start = TimeField(r.record, "backend_start");
@@ -363,7 +378,9 @@ class Builder {
     for (const TimelineAction& a : t_.actions) {
       const bool same_backend =
           a.backend_start && root.backend_start && *a.backend_start == *root.backend_start;
-      if (a.pid == root.node.pid && !a.dry_run && a.at >= root.first_seen_at &&
+      // A decision is not a signal: only the outcome record (or a record that does not say) counts.
+      const bool outcome = a.decision.empty() || a.decision == "executed" || a.decision == "failed";
+      if (outcome && a.pid == root.node.pid && !a.dry_run && a.at >= root.first_seen_at &&
           (a.at <= until || same_backend) &&
           (a.action == "terminate" || a.action == "cancel" || a.action == "cancel_then_terminate")) {
         found = &a;

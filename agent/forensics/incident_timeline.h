@@ -74,6 +74,9 @@ struct TimelineAction {
   std::string action;  // "log", "cancel", "terminate", ...
   int32_t pid = 0;
   std::string result;
+  // The audit record's "decision": "planned", "executed", "failed" or "skipped" (empty in records that do
+  // not say; read as executed).
+  std::string decision;
   bool dry_run = false;
   std::optional<core::TimestampUs> backend_start;  // the victim's, when the record has it
 };

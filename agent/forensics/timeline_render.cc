@@ -517,6 +517,7 @@ json TimelineJson(const Timeline& t, const std::string& file) {
                            {"action", a.action},
                            {"pid", a.pid},
                            {"result", a.result},
+                           {"decision", a.decision.empty() ? json(nullptr) : json(a.decision)},
                            {"dry_run", a.dry_run}});
   }
   doc["actions"] = std::move(actions);

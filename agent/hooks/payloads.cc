@@ -5,6 +5,7 @@
 
 #include "agent/forensics/dump_records.h"
 #include "agent/json/iso_time.h"
+#include "agent/json/tree_document.h"
 
 namespace lockwatch::hooks {
 namespace {
@@ -77,6 +78,20 @@ std::string IncidentSummary(const core::IncidentEvent& event) {
   return head;
 }
 
+// The finding a one-line summary leads with: the first one about the incident's first root (the root with
+// the largest impact), else the first server-wide finding, else none.
+const core::Explanation* LeadingExplanation(const core::Incident& incident,
+                                            const std::vector<core::Explanation>& explanations) {
+  if (explanations.empty()) return nullptr;
+  if (!incident.roots.empty()) {
+    const core::IncidentRoot& r = incident.roots.front();
+    for (const core::Explanation& e : explanations) {
+      if (e.root && e.root->pid == r.pid && e.root->gid == r.gid) return &e;
+    }
+  }
+  return &explanations.front();
+}
+
 std::string ActionSummary(EventKind kind, const core::PlannedAction& a, bool dry_run,
                           const std::optional<ActionOutcome>& outcome) {
   std::string what = std::string(core::ActionKindName(a.action)) + " pid " + std::to_string(a.victim.pid);
@@ -123,19 +138,27 @@ std::optional<EventKind> ParseEventKind(std::string_view name) {
   return std::nullopt;
 }
 
-Event MakeIncidentEvent(const core::IncidentEvent& event, core::TimestampUs at,
-                        forensics::QueryTextMode mode) {
+Event MakeIncidentEvent(const core::IncidentEvent& event, core::TimestampUs at, forensics::QueryTextMode mode,
+                        const std::vector<core::Explanation>& explanations) {
   Event out;
   out.kind = IncidentKind(event.kind);
   out.target = event.incident.target;
   out.at = at;
   out.incident_id = event.incident.id;
   out.summary = IncidentSummary(event);
+  if (event.kind != core::IncidentEventKind::kResolved) {
+    if (const core::Explanation* lead = LeadingExplanation(event.incident, explanations)) {
+      out.summary += ". " + lead->situation + " Remedy: " + lead->remedy;
+    }
+  }
   out.payload = Envelope(out.kind, out.target, at, out.summary);
   // The same object a dump's incident record carries.
   json record = forensics::IncidentRecord(event, at, mode);
   out.payload["incident"] = std::move(record["incident"]);
   out.payload["query_text"] = forensics::QueryTextModeName(mode);
+  json findings = json::array();
+  for (const core::Explanation& e : explanations) findings.push_back(lockwatch::json::ExplanationJson(e));
+  out.payload["explanations"] = std::move(findings);
   return out;
 }
 

@@ -5,10 +5,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "agent/core/action.h"
+#include "agent/core/explain.h"
 #include "agent/core/incident.h"
 #include "agent/core/snapshot.h"
 #include "agent/forensics/query_text.h"
@@ -48,9 +50,12 @@ struct Event {
 };
 
 // An incident event. The "incident" object is forensics::IncidentRecord's, so dumps and hooks agree;
-// query text is processed by `mode` (normalised unless configured otherwise).
-Event MakeIncidentEvent(const core::IncidentEvent& event, core::TimestampUs at,
-                        forensics::QueryTextMode mode);
+// query text is processed by `mode` (normalised unless configured otherwise). `explanations` are the
+// findings of the poll the event comes from (core::Explain): they go to the payload's "explanations" array
+// (json::ExplanationJson each) and, for an opened or updated incident, the first finding about the first
+// root (else the first finding) is appended to the summary. Explanation texts never carry query text.
+Event MakeIncidentEvent(const core::IncidentEvent& event, core::TimestampUs at, forensics::QueryTextMode mode,
+                        const std::vector<core::Explanation>& explanations = {});
 
 // What happened to an action (executed or failed events). For planned events pass std::nullopt.
 struct ActionOutcome {

@@ -217,20 +217,39 @@ TEST(TopRenderTest, BlockedCountShowsChangeSinceLastRefresh) {
   EXPECT_NE(Joined(RenderTop(frame, TopState{}, 200, 24, false)).find("blocks 3 (new)"), std::string::npos);
 }
 
-TEST(TopRenderTest, ArrivalsAppearInTheHeader) {
-  Fixture f;
+// The fixture's sessions arrive between an empty snapshot and one a second later; then the same sessions
+// are seen again `quiet_s` seconds later (no snapshot when 0).
+core::ArrivalStats FixtureArrivals(const core::Snapshot& snapshot, int quiet_s) {
   core::ArrivalTracker tracker;
-  core::Snapshot before = f.snapshot;
+  core::Snapshot before = snapshot;
   before.sessions.clear();
   tracker.Observe(before);
-  core::Snapshot after = f.snapshot;
+  core::Snapshot after = snapshot;
   after.captured_at_us += Sec(1);
   tracker.Observe(after);
-  f.arrivals = tracker.Stats();
+  if (quiet_s > 0) {
+    after.captured_at_us += Sec(quiet_s);
+    tracker.Observe(after);
+  }
+  return tracker.Stats();
+}
+
+TEST(TopRenderTest, ArrivalsAppearInTheHeader) {
+  Fixture f;
+  f.arrivals = FixtureArrivals(f.snapshot, 0);
   const std::vector<std::string> lines = RenderTop(f.Frame(), TopState{}, 200, 24, false);
   EXPECT_EQ(lines[2],
             "connections: 4 in 10s (0.4/s) 4 in 60s (0.1/s) | by app: web 2, billing 1, migrate 1 | by net: "
             "10.0.0.0/24 4");
+}
+
+TEST(TopRenderTest, ArrivalGroupsComeFromTheLongerWindowWhenTheLastTenSecondsWereQuiet) {
+  Fixture f;
+  f.arrivals = FixtureArrivals(f.snapshot, 20);  // no new arrival in the last 10 s
+  const std::vector<std::string> lines = RenderTop(f.Frame(), TopState{}, 200, 24, false);
+  EXPECT_EQ(lines[2],
+            "connections: 0 in 10s (0.0/s) 4 in 60s (0.1/s) | by app (60s): web 2, billing 1, migrate 1 | by "
+            "net (60s): 10.0.0.0/24 4");
 }
 
 TEST(TopRenderTest, PlainFramesHaveNoMarkersNoStatusLineAndEveryFix) {

@@ -74,7 +74,7 @@ class RemediationRun {
                   "hooks:\n"
                   "  - name: spool\n"
                   "    type: exec\n"
-                  "    events: [action.planned, action.executed, action.failed]\n"
+                  "    events: [incident.opened, action.planned, action.executed, action.failed]\n"
                   "    argv: [/bin/sh, -c, 'cat >> " +
                   dir_.File("hook.jsonl") + "; echo >> " + dir_.File("hook.jsonl") + "']\n" +
                   "targets:\n  - name: db\n    dsn: '" + TestDsn() + "'\n");
@@ -165,6 +165,18 @@ TEST(AgentRemediationE2eTest, EnforcedIdleTransactionRootIsTerminatedAndEverythi
       [&] { return ReadFile(run.dir_.File("hook.jsonl")).find("action.executed") != std::string::npos; },
       milliseconds(10000)))
       << ReadFile(run.dir_.File("hook.jsonl")) << run.agent_->Log();
+  // The incident.opened payload explains the pile-up: an idle-in-transaction root, and the remedy.
+  bool explained = false;
+  for (const nlohmann::json& h : JsonLines(ReadFile(run.dir_.File("hook.jsonl")))) {
+    if (h.value("event", "") != "incident.opened") continue;
+    for (const nlohmann::json& x : h.at("explanations")) {
+      if (x.value("kind", "") == "idle_in_transaction_holder" && x.value("root_pid", 0) == run.root_pid_) {
+        explained = true;
+      }
+    }
+    EXPECT_NE(h.value("summary", "").find("Remedy:"), std::string::npos) << h.dump();
+  }
+  EXPECT_TRUE(explained) << ReadFile(run.dir_.File("hook.jsonl"));
 
   // The incident dump holds the action record; analyze says lockwatch ended it.
   ASSERT_TRUE(

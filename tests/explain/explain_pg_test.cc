@@ -1,8 +1,7 @@
 // Each explanation built on a real PostgreSQL 15: the situation is produced with real sessions, read with
 // lockwatch's collector, analysed by the core and explained; the test checks the explanation's kind and
-// the pids it names. Autovacuum blockers and LWLock:LockManager contention are not produced here (the test
-// cluster runs with autovacuum off, and two cores cannot saturate the lock manager): they are covered by
-// fixtures in explain_test.cc.
+// the pids it names. The autovacuum case switches autovacuum on for its own duration (the test cluster runs
+// with it off).
 
 #include <algorithm>
 #include <chrono>
@@ -233,6 +232,126 @@ TEST_F(ExplainPgTest, RelationExtensionWaitsUnderConcurrentBulkInserts) {
   ASSERT_NE(seen, nullptr) << "no session seen waiting on Lock:extend within 40 s";
   EXPECT_FALSE(seen->pids.empty());
   EXPECT_NE(seen->situation.find("extend"), std::string::npos) << seen->situation;
+}
+
+// Forty sessions each lock all 64 partitions of a table in short transactions: more than the 16 fast-path
+// slots a backend has, so every lock goes through the shared lock table and its 16 partition LWLocks. Polls
+// until one snapshot shows at least five sessions waiting on LWLock:LockManager (bounded).
+TEST_F(ExplainPgTest, LockManagerContentionWhenTransactionsLockManyPartitions) {
+  const std::string table = schema() + ".parted";
+  observer().Exec("CREATE TABLE " + table + " (id int, v int) PARTITION BY HASH (id)");
+  observer().Exec("DO $$ BEGIN FOR i IN 0..63 LOOP EXECUTE format('CREATE TABLE " + table +
+                  "_%s PARTITION OF " + table +
+                  " FOR VALUES WITH (MODULUS 64, REMAINDER %s)', i, i); END LOOP; END $$");
+  // One transaction per scan, so every scan takes its 64 locks again.
+  observer().Exec("CREATE PROCEDURE " + schema() +
+                  ".scan_all(n int) LANGUAGE plpgsql AS $$ BEGIN FOR i IN 1..n LOOP PERFORM count(*) FROM " +
+                  table + "; COMMIT; END LOOP; END $$");
+  std::vector<PgSession*> scanners;
+  scanners.reserve(40);
+  for (int i = 0; i < 40; ++i) scanners.push_back(&Open("S" + std::to_string(i)));
+  const core::Explanation* seen = nullptr;
+  std::vector<core::Explanation> found;
+  int most_waiting = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+  while (seen == nullptr && std::chrono::steady_clock::now() < deadline) {
+    for (PgSession* s : scanners) {
+      if (s->pending() && !s->IsBusy()) s->Drain(integration::kWaitTimeout);
+      if (!s->pending()) s->Send("CALL scan_all(2000)");
+    }
+    found = PollExplain();
+    const auto waiting = std::count_if(snapshot_.sessions.begin(), snapshot_.sessions.end(),
+                                       [](const core::Session& x) { return x.wait_event == "LockManager"; });
+    most_waiting = std::max(most_waiting, static_cast<int>(waiting));
+    for (const core::Explanation& f : found) {
+      if (f.kind == core::ExplanationKind::kLockManagerContention) seen = &f;
+    }
+  }
+  for (PgSession* s : scanners) s->Cancel();
+  ASSERT_NE(seen, nullptr) << "no snapshot with 5 sessions waiting on LWLock:LockManager within 40 s (most "
+                           << most_waiting << ")";
+  EXPECT_FALSE(seen->root.has_value());
+  EXPECT_GE(seen->pids.size(), 5U);
+  // Each waiter is a scanner or one of its parallel workers (the scans run as parallel appends).
+  auto scanner = [&](int32_t pid) {
+    return std::any_of(scanners.begin(), scanners.end(), [&](PgSession* s) { return s->pid() == pid; });
+  };
+  for (int32_t pid : seen->pids) {
+    const auto session = std::find_if(snapshot_.sessions.begin(), snapshot_.sessions.end(),
+                                      [&](const core::Session& x) { return x.pid == pid; });
+    ASSERT_NE(session, snapshot_.sessions.end()) << pid;
+    EXPECT_TRUE(scanner(pid) || (session->leader_pid && scanner(*session->leader_pid)))
+        << "pid " << pid << " is neither a scanner nor a scanner's parallel worker";
+  }
+  EXPECT_NE(seen->situation.find("LockManager"), std::string::npos) << seen->situation;
+  EXPECT_NE(seen->remedy.find("fewer relations"), std::string::npos) << seen->remedy;
+}
+
+// Autovacuum switched on for this test only (ALTER SYSTEM + reload), and back off however the test ends.
+class AutovacuumOn {
+ public:
+  explicit AutovacuumOn(PgSession& observer) : observer_(observer) {
+    observer_.Exec("ALTER SYSTEM SET autovacuum = on");
+    observer_.Exec("ALTER SYSTEM SET autovacuum_naptime = '1s'");
+    observer_.Exec("SELECT pg_reload_conf()");
+  }
+  ~AutovacuumOn() {
+    try {
+      observer_.Exec("ALTER SYSTEM RESET autovacuum");
+      observer_.Exec("ALTER SYSTEM RESET autovacuum_naptime");
+      observer_.Exec("SELECT pg_reload_conf()");
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "could not switch autovacuum off again: " << e.what();
+    }
+  }
+  AutovacuumOn(const AutovacuumOn&) = delete;
+  AutovacuumOn& operator=(const AutovacuumOn&) = delete;
+
+ private:
+  PgSession& observer_;
+};
+
+// A real autovacuum worker, throttled to one page per 100 ms on a table full of dead rows, holds its
+// ShareUpdateExclusiveLock while a LOCK TABLE waits. The waiter's deadlock_timeout is raised so PostgreSQL
+// does not cancel the worker (it does so once a blocked session reaches deadlock_timeout) before the poll.
+TEST_F(ExplainPgTest, AutovacuumWorkerInTheWayOfALockTable) {
+  const std::string table = schema() + ".av";
+  observer().Exec("CREATE TABLE " + table +
+                  " (id int, pad text) WITH (autovacuum_vacuum_cost_delay = 100, "
+                  "autovacuum_vacuum_cost_limit = 1, autovacuum_vacuum_threshold = 0, "
+                  "autovacuum_vacuum_scale_factor = 0, autovacuum_analyze_threshold = 2000000000)");
+  observer().Exec("INSERT INTO " + table + " SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g");
+  observer().Exec("DELETE FROM " + table);
+  AutovacuumOn autovacuum(observer());
+  // The worker's query reads "autovacuum: VACUUM <schema>.av".
+  testing::WaitUntilTrue(observer(),
+                         "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' "
+                         "AND query LIKE 'autovacuum: VACUUM " +
+                             table + "%'",
+                         "an autovacuum worker on " + table, std::chrono::seconds(60));
+  const int32_t worker = std::stoi(
+      observer()
+          .ExecScalar("SELECT pid FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND query "
+                      "LIKE 'autovacuum: VACUUM " +
+                      table + "%'")
+          .value_or("0"));
+  PgSession& b = Open("B");
+  b.Exec("SET deadlock_timeout = '10min'");
+  SendAndWait(b, "BEGIN; LOCK TABLE av IN ACCESS EXCLUSIVE MODE");
+  const auto found = PollExplain();
+  EXPECT_EQ(KindsFor(found, worker), Strings({"autovacuum_blocking"})) << Describe(found);
+  const core::Explanation* f = First(found, core::NodeRef{worker, ""});
+  ASSERT_NE(f, nullptr);
+  EXPECT_NE(f->situation.find("autovacuum pid " + std::to_string(worker)), std::string::npos) << f->situation;
+  EXPECT_EQ(f->situation.find("wraparound"), std::string::npos) << f->situation;
+  EXPECT_NE(f->remedy.find("pg_cancel_backend(" + std::to_string(worker) + ")"), std::string::npos)
+      << f->remedy;
+  // The waiter's edge is the one PostgreSQL reports.
+  EXPECT_EQ(observer().ExecScalar("SELECT pg_blocking_pids(" + std::to_string(b.pid()) + ")::text"),
+            "{" + std::to_string(worker) + "}");
+  b.Cancel();
+  b.Drain(integration::kWaitTimeout);
+  observer().Exec("SELECT pg_cancel_backend(" + std::to_string(worker) + ")");
 }
 
 }  // namespace

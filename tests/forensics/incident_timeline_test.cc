@@ -155,6 +155,58 @@ TEST(IncidentTimelineTest, ActionRecordsJoinTheStory) {
   EXPECT_EQ(story, want);
 }
 
+TEST(IncidentTimelineTest, PlannedAndExecutedRecordsOfOneSignalReadAsDecisionAndOutcome) {
+  auto with = [](nlohmann::json record, const std::string& decision, const std::string& result) {
+    record["decision"] = decision;
+    record["result"] = result;
+    record.erase("dry_run");
+    record["mode"] = "enforce";
+    return record;
+  };
+  struct Case {
+    std::string name;
+    std::vector<std::pair<std::string, std::string>> records;  // decision, result
+    std::vector<std::string> action_lines;
+    RootEnd end;
+  };
+  const std::vector<Case> cases = {
+      {"planned then executed",
+       {{"planned", ""}, {"executed", "exited"}},
+       {"action rule idle-tx-root decided to terminate pid 100",
+        "action rule idle-tx-root terminated pid 100"},
+       RootEnd::kTerminatedByLockwatch},
+      {"planned only: no signal is claimed",
+       {{"planned", ""}},
+       {"action rule idle-tx-root decided to terminate pid 100"},
+       RootEnd::kTerminated},
+      {"planned then failed",
+       {{"planned", ""}, {"failed", "permission_denied"}},
+       {"action rule idle-tx-root decided to terminate pid 100",
+        "action rule idle-tx-root failed to terminate pid 100: permission_denied"},
+       RootEnd::kTerminated},
+      {"skipped",
+       {{"skipped", "rate_limited"}},
+       {"action rule idle-tx-root did not terminate pid 100: rate_limited"},
+       RootEnd::kTerminated},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    test::ScenarioOptions options;
+    for (size_t i = 0; i < c.records.size(); ++i) {
+      options.extra_records.push_back({6, with(Action(17 + static_cast<int>(i), "terminate", 100, false),
+                                               c.records[i].first, c.records[i].second)});
+    }
+    const Timeline t = Build({RootSpec{}}, test::PileUpPolls(RootState::kGone), options);
+    std::vector<std::string> lines;
+    for (const TimelineEvent& e : t.events) {
+      if (e.kind == "action") lines.push_back(e.kind + " " + e.text);
+    }
+    EXPECT_EQ(lines, c.action_lines);
+    ASSERT_EQ(t.roots.size(), 1U);
+    EXPECT_EQ(t.roots[0].end, c.end) << RootEndName(t.roots[0].end) << ": " << t.roots[0].end_detail;
+  }
+}
+
 TEST(IncidentTimelineTest, TwoRootsHaveTheirOwnSeriesAndEnds) {
   RootSpec second;
   second.pid = 101;

@@ -107,6 +107,65 @@ TEST(IncidentEventTest, EnvelopeAndIncidentObjectFollowTheSchema) {
   EXPECT_EQ(root.at("usename"), "app");
 }
 
+// Two findings as core::Explain returns them: a server-wide one first, then the one about root 4242.
+std::vector<core::Explanation> SampleExplanations() {
+  core::Explanation server;
+  server.kind = core::ExplanationKind::kRelationExtensionWaits;
+  server.pids = {7001, 7002, 7003};
+  server.situation = "3 sessions wait to extend relation public.events.";
+  server.remedy = "Batch the inserts.";
+  core::Explanation root;
+  root.kind = core::ExplanationKind::kIdleInTransactionHolder;
+  root.root = core::NodeRef{4242, ""};
+  root.situation = "pid 4242 is idle in transaction for 1m00s and blocks 12 sessions.";
+  root.remedy = "SELECT pg_terminate_backend(4242);";
+  return {server, root};
+}
+
+TEST(IncidentEventTest, ExplanationsTravelWithTheEventAndLeadTheSummary) {
+  const std::vector<core::Explanation> findings = SampleExplanations();
+  for (core::IncidentEventKind kind : {core::IncidentEventKind::kOpened, core::IncidentEventKind::kUpdated}) {
+    const Event e =
+        MakeIncidentEvent(SampleIncident(kind), kT0, forensics::QueryTextMode::kNormalize, findings);
+    const json& list = e.payload.at("explanations");
+    ASSERT_EQ(list.size(), 2U);
+    EXPECT_EQ(list[0].at("kind"), "relation_extension_waits");
+    EXPECT_EQ(list[1].at("kind"), "idle_in_transaction_holder");
+    EXPECT_EQ(list[1].at("root_pid"), 4242);
+    EXPECT_TRUE(list[0].at("root_pid").is_null());
+    EXPECT_EQ(list[1].at("remedy"), "SELECT pg_terminate_backend(4242);");
+    // The summary leads with the finding about the incident's root, not the first one in the list.
+    EXPECT_NE(e.summary.find("pid 4242 is idle in transaction for 1m00s and blocks 12 sessions. Remedy: "
+                             "SELECT pg_terminate_backend(4242);"),
+              std::string::npos)
+        << e.summary;
+    EXPECT_EQ(e.summary.find("extend relation"), std::string::npos) << e.summary;
+    EXPECT_EQ(e.payload.at("summary"), e.summary);
+  }
+}
+
+TEST(IncidentEventTest, WithoutAFindingAboutTheRootTheSummaryTakesTheFirstFinding) {
+  std::vector<core::Explanation> findings = SampleExplanations();
+  findings.pop_back();
+  const Event e = MakeIncidentEvent(SampleIncident(core::IncidentEventKind::kOpened), kT0,
+                                    forensics::QueryTextMode::kNormalize, findings);
+  EXPECT_NE(e.summary.find("3 sessions wait to extend relation public.events. Remedy: Batch the inserts."),
+            std::string::npos)
+      << e.summary;
+}
+
+TEST(IncidentEventTest, ResolvedEventsAndEventsWithoutFindingsKeepThePlainSummary) {
+  const Event plain = MakeIncidentEvent(SampleIncident(core::IncidentEventKind::kResolved), kT0,
+                                        forensics::QueryTextMode::kNormalize);
+  const Event resolved = MakeIncidentEvent(SampleIncident(core::IncidentEventKind::kResolved), kT0,
+                                           forensics::QueryTextMode::kNormalize, SampleExplanations());
+  EXPECT_EQ(resolved.summary, plain.summary);
+  EXPECT_EQ(resolved.summary.find("Remedy"), std::string::npos);
+  EXPECT_EQ(resolved.payload.at("explanations").size(), 2U);
+  EXPECT_TRUE(plain.payload.at("explanations").is_array());
+  EXPECT_TRUE(plain.payload.at("explanations").empty());
+}
+
 TEST(IncidentEventTest, SummaryNamesTheIncidentAndItsPeaks) {
   const std::vector<std::pair<core::IncidentEventKind, std::string>> cases = {
       {core::IncidentEventKind::kOpened, "opened: lock wait 7.2 s > 5 s"},
