@@ -27,6 +27,14 @@ std::string TrimRight(std::string s) {
   return s;
 }
 
+std::string BrokenConnectionMessage(const std::string& what, const std::string& dsn) {
+  if (Contains(what, "Could not obtain client encoding")) {
+    return "the server closed the connection (backend terminated, server restarting or shutting down, or the "
+           "network failed)";
+  }
+  return ScrubSecrets(TrimRight(what), dsn);
+}
+
 std::string ServerMessage(const std::string& what) {
   std::string first = what.substr(0, what.find('\n'));
   for (std::string_view prefix : {"ERROR:  ", "FATAL:  "}) {

@@ -45,6 +45,12 @@ std::string SessionConninfo(const ConnParams& params, const SessionOptions& opti
 core::Status OpenSession(const std::string& dsn, const std::string& redacted_dsn,
                          const SessionOptions& options, std::unique_ptr<pqxx::connection>* conn);
 
+// The text of a lost connection. libpqxx 6.4 reports a connection the server closed during a statement as
+// "Could not obtain client encoding: not connected." (it asks for the encoding before it looks at the
+// result); that says nothing to a DBA, so it is replaced by what it means. Other texts are scrubbed of the
+// DSN's secrets.
+std::string BrokenConnectionMessage(const std::string& what, const std::string& dsn);
+
 // Runs `fn` (which uses libpqxx) and turns libpqxx's exceptions into a Status; `what` prefixes messages,
 // `dsn` is scrubbed from them.
 template <typename Fn>
@@ -53,7 +59,7 @@ core::Status Guard(const std::string& what, const std::string& dsn, Fn&& fn) {
     fn();
     return core::Status::Ok();
   } catch (const pqxx::broken_connection& e) {
-    return core::Status::Unavailable(what + ": connection lost: " + ScrubSecrets(TrimRight(e.what()), dsn));
+    return core::Status::Unavailable(what + ": connection lost: " + BrokenConnectionMessage(e.what(), dsn));
   } catch (const pqxx::sql_error& e) {
     const std::string state = SqlState(e);
     return SqlErrorStatus(state, what + ": SQLSTATE " + (state.empty() ? "?" : state) + ": " +

@@ -1,6 +1,7 @@
 // Collector against a real PostgreSQL server (LOCKWATCH_TEST_DSN: a superuser on a throwaway cluster).
 // Helper sessions use plain libpq so a blocked statement can be sent without waiting (PQsendQuery).
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -8,11 +9,13 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
 #include "agent/pg/collector.h"
+#include "agent/pg/queries.h"
 
 namespace lockwatch::pg {
 namespace {
@@ -44,6 +47,26 @@ class Session {
     }
     PQclear(r);
     return value;
+  }
+
+  // Runs a query and returns every row, its fields joined by '|' (NULL as "<null>"), in result order.
+  std::vector<std::string> Rows(const std::string& sql) {
+    PGresult* r = PQexec(conn_, sql.c_str());
+    std::vector<std::string> rows;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+      ADD_FAILURE() << sql << ": " << PQerrorMessage(conn_);
+    } else {
+      for (int i = 0; i < PQntuples(r); ++i) {
+        std::string row;
+        for (int c = 0; c < PQnfields(r); ++c) {
+          if (c > 0) row += '|';
+          row += PQgetisnull(r, i, c) != 0 ? std::string("<null>") : std::string(PQgetvalue(r, i, c));
+        }
+        rows.push_back(row);
+      }
+    }
+    PQclear(r);
+    return rows;
   }
 
   // Sends without waiting (the statement is expected to block).
@@ -279,6 +302,139 @@ TEST_F(CollectorPgTest, PreparedTransactionHoldingARowIsNamedByGid) {
   EXPECT_TRUE(gid_found);
 }
 
+// The snapshot statement's plan line for pg_lock_status(), from EXPLAIN ANALYZE ("" when absent).
+std::string LockFunctionPlanLine(Session& session) {
+  const int version = std::stoi(session.Exec("SELECT current_setting('server_version_num')"));
+  for (const std::string& line :
+       session.Rows("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + SnapshotSql(version))) {
+    if (line.find("pg_lock_status") != std::string::npos) return line;
+  }
+  return "";
+}
+
+TEST_F(CollectorPgTest, SnapshotStatementRunsPgLockStatusOnlyWhenSomeoneWaits) {
+  const std::string idle = LockFunctionPlanLine(*control_);
+  EXPECT_NE(idle.find("Function Scan on pg_lock_status"), std::string::npos) << idle;
+  EXPECT_NE(idle.find("(never executed)"), std::string::npos) << idle;
+
+  control_->Exec("DROP TABLE IF EXISTS lw_it_gate");
+  control_->Exec("CREATE TABLE lw_it_gate (id int)");
+  Session holder(dsn_);
+  Session waiter(dsn_);
+  ASSERT_TRUE(holder.ok() && waiter.ok());
+  holder.Exec("BEGIN");
+  holder.Exec("LOCK TABLE lw_it_gate IN ACCESS SHARE MODE");
+  waiter.Send("BEGIN; LOCK TABLE lw_it_gate IN ACCESS EXCLUSIVE MODE");
+  WaitUntilLockWait(waiter.pid());
+  const std::string busy = LockFunctionPlanLine(*control_);
+  holder.Exec("ROLLBACK");
+  waiter.Drain();
+  waiter.Exec("ROLLBACK");
+  EXPECT_NE(busy.find("Function Scan on pg_lock_status"), std::string::npos) << busy;
+  EXPECT_EQ(busy.find("never executed"), std::string::npos) << busy;
+}
+
+// The snapshot's lock rows are exactly those of the plain definition (a correlated EXISTS over every key
+// column with IS NOT DISTINCT FROM, no sentinels, no pre-filter) in a pile-up mixing relation, advisory,
+// row (transactionid and tuple) and prepared-transaction waits with many granted locks nobody waits for.
+TEST_F(CollectorPgTest, SnapshotLockRowsAreThoseOfThePlainDefinition) {
+  CreateTable("lw_it_def_rows");
+  control_->Exec("DROP TABLE IF EXISTS lw_it_def_rel");
+  control_->Exec("CREATE TABLE lw_it_def_rel (id int)");
+  if (control_->Exec("SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'lw_it_def_gx'") == "1") {
+    control_->Exec("ROLLBACK PREPARED 'lw_it_def_gx'");  // left over by an aborted run
+  }
+  Session row_holder(dsn_), row_waiter(dsn_), tuple_waiter(dsn_), advisory_holder(dsn_),
+      advisory_waiter(dsn_), rel_holder(dsn_), rel_exclusive(dsn_), rel_share(dsn_), preparer(dsn_),
+      prepared_waiter(dsn_);
+  for (Session* s : {&row_holder, &row_waiter, &tuple_waiter, &advisory_holder, &advisory_waiter, &rel_holder,
+                     &rel_exclusive, &rel_share, &preparer, &prepared_waiter}) {
+    ASSERT_TRUE(s->ok()) << s->error();
+  }
+  row_holder.Exec("BEGIN");
+  row_holder.Exec("UPDATE lw_it_def_rows SET v = 1 WHERE id = 1");
+  row_waiter.Send("UPDATE lw_it_def_rows SET v = 2 WHERE id = 1");
+  WaitUntilLockWait(row_waiter.pid());
+  tuple_waiter.Send("UPDATE lw_it_def_rows SET v = 3 WHERE id = 1");
+  WaitUntilLockWait(tuple_waiter.pid());
+  advisory_holder.Exec("BEGIN");
+  advisory_holder.Exec("SELECT count(pg_advisory_xact_lock(k)) FROM generate_series(7000, 7200) AS k");
+  advisory_waiter.Send("SELECT pg_advisory_xact_lock(7100)");
+  WaitUntilLockWait(advisory_waiter.pid());
+  rel_holder.Exec("BEGIN");
+  rel_holder.Exec("LOCK TABLE lw_it_def_rel IN ACCESS SHARE MODE");
+  rel_holder.Exec("SELECT count(pg_advisory_xact_lock(k)) FROM generate_series(8000, 8100) AS k");
+  rel_exclusive.Send("BEGIN; LOCK TABLE lw_it_def_rel IN ACCESS EXCLUSIVE MODE");
+  WaitUntilLockWait(rel_exclusive.pid());
+  rel_share.Send("SELECT count(*) FROM lw_it_def_rel");
+  WaitUntilLockWait(rel_share.pid());
+  preparer.Exec("BEGIN");
+  preparer.Exec("UPDATE lw_it_def_rows SET v = 4 WHERE id = 2");
+  preparer.Exec("PREPARE TRANSACTION 'lw_it_def_gx'");
+  prepared_waiter.Send("UPDATE lw_it_def_rows SET v = 5 WHERE id = 2");
+  WaitUntilLockWait(prepared_waiter.pid());
+
+  const int version = std::stoi(control_->Exec("SELECT current_setting('server_version_num')"));
+  std::string columns;
+  for (std::size_t i = 1; i <= kLockFields.size(); ++i) columns += (i > 1 ? ", c" : "c") + std::to_string(i);
+  std::vector<std::string> got =
+      control_->Rows("SELECT " + columns + " FROM (" + SnapshotSql(version) + ") AS t WHERE kind = 'l'");
+  const std::string same = " IS NOT DISTINCT FROM l.";
+  std::vector<std::string> want = control_->Rows(
+      "WITH l AS MATERIALIZED (SELECT * FROM pg_lock_status() WHERE NOT fastpath AND mode <> 'SIReadLock')\n"
+      "SELECT locktype, database::text, relation::text, page::text, tuple::text, virtualxid,\n"
+      "       transactionid::text, classid::text, objid::text, objsubid::text, virtualtransaction, "
+      "pid::text,\n"
+      "       mode, CASE WHEN granted THEN 't' ELSE 'f' END, CASE WHEN fastpath THEN 't' ELSE 'f' END,\n"
+      "       (extract(epoch FROM waitstart) * 1000000)::int8::text\n"
+      "FROM l WHERE pid IS NULL\n"
+      "   OR EXISTS (SELECT 1 FROM l AS x WHERE NOT x.granted AND x.locktype = l.locktype\n"
+      "              AND x.database" +
+      same + "database AND x.relation" + same +
+      "relation\n"
+      "              AND x.page" +
+      same + "page AND x.tuple" + same +
+      "tuple\n"
+      "              AND x.virtualxid" +
+      same + "virtualxid AND x.transactionid" + same +
+      "transactionid\n"
+      "              AND x.classid" +
+      same + "classid AND x.objid" + same +
+      "objid\n"
+      "              AND x.objsubid" +
+      same +
+      "objsubid)\n"
+      "   OR (locktype = 'tuple' AND granted AND pid IN (SELECT y.pid FROM l AS y WHERE NOT y.granted))");
+  const std::string granted_locks = control_->Exec("SELECT count(*) FROM pg_locks WHERE granted");
+
+  rel_holder.Exec("ROLLBACK");
+  rel_exclusive.Drain();
+  rel_exclusive.Exec("ROLLBACK");
+  rel_share.Drain();
+  advisory_holder.Exec("ROLLBACK");
+  advisory_waiter.Drain();
+  row_holder.Exec("ROLLBACK");
+  row_waiter.Drain();
+  tuple_waiter.Drain();
+  control_->Exec("ROLLBACK PREPARED 'lw_it_def_gx'");
+  prepared_waiter.Drain();
+
+  std::sort(got.begin(), got.end());
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(got, want);
+  // 6 waiting rows, their holders and queue, the prepared transaction's rows, the row waiter's tuple lock.
+  EXPECT_GE(want.size(), 13u);
+  EXPECT_GT(std::stoi(granted_locks), 300);  // the advisory locks nobody waits for were there
+  for (const char* locktype : {"relation", "advisory", "transactionid", "tuple"}) {
+    EXPECT_TRUE(std::any_of(want.begin(), want.end(),
+                            [&](const std::string& row) {
+                              return row.rfind(std::string(locktype) + "|", 0) == 0 &&
+                                     row.find("|f|f|") != std::string::npos;
+                            }))
+        << "no waiting " << locktype << " row";
+  }
+}
+
 TEST_F(CollectorPgTest, BadDsnIsInvalidArgumentWithoutThePassword) {
   Collector collector("hots=localhost password=Sekr3tPw");
   core::Status st = collector.Connect();
@@ -315,6 +471,10 @@ TEST_F(CollectorPgTest, TerminatedSessionIsUnavailableThenReconnects) {
   std::this_thread::sleep_for(milliseconds(200));
   core::Result<core::Snapshot> lost = collector.Poll();
   EXPECT_EQ(lost.status().code(), core::Status::Code::kUnavailable) << lost.status().message();
+  // Says what happened, not libpqxx's "Could not obtain client encoding".
+  EXPECT_NE(lost.status().message().find("the server closed the connection"), std::string::npos)
+      << lost.status().message();
+  EXPECT_EQ(lost.status().message().find("encoding"), std::string::npos) << lost.status().message();
   EXPECT_FALSE(collector.connected());
   ASSERT_TRUE(collector.Connect().ok());
   core::Result<core::Snapshot> again = collector.Poll();
