@@ -59,7 +59,7 @@ std::string ActivityExpr(ActivityField field) {
   return "NULL";
 }
 
-std::string LockExpr(LockField field) {
+std::string LockExpr(LockField field, int version) {
   switch (field) {
     case LockField::kLocktype:
       return "l.locktype";
@@ -92,7 +92,7 @@ std::string LockExpr(LockField field) {
     case LockField::kFastpath:
       return Bool("l.fastpath");
     case LockField::kWaitstart:
-      return Micros("l.waitstart");
+      return version >= 140000 ? Micros("l.waitstart") : std::string("NULL::text");
     case LockField::kCount:
       break;
   }
@@ -192,31 +192,70 @@ std::string ActivityCte(int version) {
          "  FROM pg_stat_activity LEFT JOIN pg_roles AS r ON r.oid = usesysid)";
 }
 
-// pg_lock_status() is the function behind pg_locks: calling it directly skips the view and makes the gate
-// visible in the plan. The WHERE clause's uncorrelated sub-select becomes an InitPlan and, having no
-// Vars, a one-time filter above the function scan: without a heavyweight-lock waiter the function (which
-// takes all 16 lock-manager partition locks) never runs.
+// pg_lock_status() is the function behind pg_locks; calling it directly skips the view. The CTE selects the
+// function's columns exactly, in order and without a WHERE clause, so the plan has no projection: each row
+// is copied into the CTE's tuplestore as it is, instead of being taken apart and rebuilt (in a pile-up of
+// 100,000 lock rows the rebuild alone cost as much as a tenth of the poll). For the same reason the
+// waiting gate is not here but on the one reader that starts the CTE (the lock branch below): a one-time
+// filter needs a gating Result node, and that node always projects. Fast-path and SIReadLock rows are
+// stored too and dropped at the end: they are always granted, so they never make a target contended.
 std::string LockCte(int version) {
-  std::string waitstart = version >= 140000 ? "s.waitstart" : "NULL::timestamptz";
   return "l AS MATERIALIZED (\n"
          "  SELECT s.locktype, s.database, s.relation, s.page, s.tuple, s.virtualxid, s.transactionid,\n"
          "         s.classid, s.objid, s.objsubid, s.virtualtransaction, s.pid, s.mode, s.granted, "
-         "s.fastpath,\n"
-         "         " +
-         waitstart +
-         " AS waitstart\n"
-         "  FROM pg_lock_status() AS s\n"
-         "  WHERE (SELECT w.waiting FROM w) AND s.mode <> 'SIReadLock' AND NOT s.fastpath)";
+         "s.fastpath" +
+         std::string(version >= 140000 ? ",\n         s.waitstart" : "") +
+         "\n"
+         "  FROM pg_lock_status() AS s)";
+}
+
+// The waiting rows (not granted), narrow: their targets are the contended ones, their pids the waiters.
+// Read only from the lock branch's sub-selects, i.e. behind the gate.
+std::string WaitCte() {
+  return "q AS MATERIALIZED (\n"
+         "  SELECT l.locktype, l.database, l.relation, l.page, l.tuple, l.virtualxid, l.transactionid,\n"
+         "         l.classid, l.objid, l.objsubid, l.pid\n"
+         "  FROM l WHERE NOT l.granted)";
 }
 
 // The lock target key with NULLs replaced by sentinels so the IN can be hashed. Within one locktype the
 // set of NULL columns is fixed (lockfuncs.c fills columns per type), so a sentinel never equals a real
-// value of another row with the same locktype. xid has no btree operator family, so it is compared as text.
+// value of another row with the same locktype. xid has no btree operator family (a row comparison needs
+// one), so it is compared as text; the cast runs only for rows whose transactionid is not NULL.
 std::string KeyTuple(const std::string& t) {
   return "(" + t + ".locktype, coalesce(" + t + ".database, 0::oid), coalesce(" + t +
          ".relation, 0::oid), coalesce(" + t + ".page, -1), coalesce(" + t + ".tuple, -1), coalesce(" + t +
          ".virtualxid, ''), coalesce(" + t + ".transactionid::text, ''), coalesce(" + t +
          ".classid, 0::oid), coalesce(" + t + ".objid, 0::oid), coalesce(" + t + ".objsubid, -1))";
+}
+
+// The lock branch's row source. Rows of contended targets (some row not granted), every prepared-
+// transaction row (pid NULL, needed to map a waited-on xid to its gid) and the tuple locks held by
+// waiters: a row-lock waiter waits on a transactionid, and its granted tuple lock is the only row that says
+// which table and row it wants. Everything else in pg_locks cannot take part in a wait.
+//
+// Two stages, because evaluating the 10-column key of every row was the most expensive step of a
+// pile-up poll. The inner scan (OFFSET 0 keeps it a separate plan node) reads every row but only tests
+// one hashed oid: relation for relation-like targets (relation, extend, page, tuple), else objid (object,
+// advisory, userlock, spectoken, applytransaction); rows with neither (transactionid, virtualxid,
+// frozenid) and every tuple row go through, as does every pid-NULL row. Equal keys have equal relation and
+// objid columns, so this drops no row the exact test keeps. The outer filter, on the few rows left, is the
+// exact test. The waiting gate sits on the inner scan: without a heavyweight-lock waiter the CTE scan
+// never starts, so pg_lock_status() (which takes all 16 lock-manager partition locks) never runs, and
+// neither do the sub-selects on q.
+std::string LockSource() {
+  return "FROM (SELECT * FROM l\n"
+         "      WHERE (SELECT w.waiting FROM w)\n"
+         "        AND (l.pid IS NULL OR l.tuple IS NOT NULL OR (l.relation IS NULL AND l.objid IS NULL)\n"
+         "             OR coalesce(l.relation, l.objid) IN (SELECT coalesce(x.relation, x.objid) FROM q AS "
+         "x))\n"
+         "      OFFSET 0) AS l\n"
+         "WHERE NOT l.fastpath AND l.mode <> 'SIReadLock'\n"
+         "  AND (l.pid IS NULL\n"
+         "       OR " +
+         KeyTuple("l") + " IN (\n         SELECT " + KeyTuple("x").substr(1, KeyTuple("x").size() - 2) +
+         " FROM q AS x)\n"
+         "       OR (l.locktype = 'tuple' AND l.granted AND l.pid IN (SELECT y.pid FROM q AS y)))\n";
 }
 
 }  // namespace
@@ -238,21 +277,12 @@ std::string SnapshotSql(int server_version_num) {
                     ",\n"
                     "w AS (SELECT EXISTS (SELECT 1 FROM a WHERE a.wait_event_type = 'Lock'\n"
                     "                       AND a.pid <> pg_backend_pid()::text) AS waiting),\n" +
-                    LockCte(v) + "\n";
+                    LockCte(v) + ",\n" + WaitCte() + "\n";
   sql += Branch<ActivityField>(kKindActivity, kActivityFields, ActivityExpr, true);
   sql += "FROM a WHERE a.pid <> pg_backend_pid()::text\nUNION ALL\n";
-  // Rows of contended targets (some row not granted) and every prepared-transaction row (pid NULL, needed
-  // to map a waited-on xid to its gid), plus the tuple locks held by waiters: a row-lock waiter waits on
-  // a transactionid, and its granted tuple lock is the only row that says which table and row it wants.
-  // Everything else in pg_locks cannot take part in a wait.
-  sql += Branch<LockField>(kKindLock, kLockFields, LockExpr, false);
-  sql += "FROM l WHERE l.pid IS NULL OR " + KeyTuple("l") + " IN (\n  SELECT " + KeyTuple("x").substr(1);
-  sql.pop_back();  // the closing parenthesis of the tuple: a select list is not parenthesised
-  sql +=
-      " FROM l AS x WHERE NOT x.granted)\n"
-      "   OR (l.locktype = 'tuple' AND l.granted AND l.pid IN (SELECT y.pid FROM l AS y WHERE NOT "
-      "y.granted))\n"
-      "UNION ALL\n";
+  sql += Branch<LockField>(
+      kKindLock, kLockFields, [v](LockField field) { return LockExpr(field, v); }, false);
+  sql += LockSource() + "UNION ALL\n";
   sql += Branch<PreparedField>(kKindPrepared, kPreparedFields, PreparedExpr, false);
   sql += "FROM pg_prepared_xacts AS p\nUNION ALL\n";
   sql += Branch<SettingField>(kKindSetting, kSettingFields, SettingExpr, false);

@@ -33,8 +33,10 @@ TEST(SnapshotSqlTest, WaitstartOnlyFromPg14) {
   for (int v : kVersions) {
     SCOPED_TRACE(v);
     const std::string sql = SnapshotSql(v);
-    EXPECT_EQ(Has(sql, "s.waitstart AS waitstart"), v >= 140000);
-    EXPECT_EQ(Has(sql, "NULL::timestamptz AS waitstart"), v < 140000);
+    EXPECT_EQ(Has(sql, "s.fastpath,\n         s.waitstart\n  FROM pg_lock_status() AS s)"), v >= 140000);
+    EXPECT_EQ(Has(sql, "s.fastpath\n  FROM pg_lock_status() AS s)"), v < 140000);
+    EXPECT_EQ(Has(sql, "(extract(epoch FROM l.waitstart) * 1000000)::int8::text"), v >= 140000);
+    EXPECT_EQ(Has(sql, "waitstart"), v >= 140000);
   }
 }
 
@@ -45,7 +47,15 @@ TEST(SnapshotSqlTest, ReadsLockFunctionOnceBehindTheWaitingGate) {
     EXPECT_EQ(Count(sql, "pg_lock_status()"), 1u);
     EXPECT_FALSE(Has(sql, "pg_locks"));
     EXPECT_TRUE(Has(sql, "l AS MATERIALIZED"));
-    EXPECT_TRUE(Has(sql, "WHERE (SELECT w.waiting FROM w) AND s.mode <> 'SIReadLock' AND NOT s.fastpath"));
+    EXPECT_TRUE(Has(sql, "q AS MATERIALIZED"));
+    // The lock CTE has no WHERE clause (no projection); its only direct readers are the gated lock branch
+    // and q, which only that branch's sub-selects read.
+    EXPECT_TRUE(Has(sql, "  FROM pg_lock_status() AS s)"));
+    EXPECT_EQ(Count(sql, "FROM l ") + Count(sql, "FROM l\n"), 2u);
+    EXPECT_TRUE(Has(sql, "FROM (SELECT * FROM l\n      WHERE (SELECT w.waiting FROM w)\n"));
+    EXPECT_TRUE(Has(sql, "  FROM l WHERE NOT l.granted)"));
+    EXPECT_EQ(Count(sql, "FROM q AS"), 3u);
+    EXPECT_TRUE(Has(sql, "WHERE NOT l.fastpath AND l.mode <> 'SIReadLock'"));
     EXPECT_TRUE(Has(sql, "a.wait_event_type = 'Lock'"));
   }
 }
@@ -83,10 +93,18 @@ TEST(SnapshotSqlTest, MetaRowComesLastSoItsClockReadingEndsTheStatement) {
 
 TEST(SnapshotSqlTest, KeepsContendedTargetsPreparedRowsAndWaitersTupleLocks) {
   const std::string sql = SnapshotSql(150018);
-  EXPECT_TRUE(Has(sql, "l.pid IS NULL OR (l.locktype, coalesce(l.database, 0::oid)"));
-  EXPECT_TRUE(Has(sql, "FROM l AS x WHERE NOT x.granted"));
+  // Inner stage: one hashed oid per row, everything without relation and objid (and every tuple or
+  // prepared-transaction row) passes on to the exact test.
+  EXPECT_TRUE(
+      Has(sql, "AND (l.pid IS NULL OR l.tuple IS NOT NULL OR (l.relation IS NULL AND l.objid IS NULL)"));
+  EXPECT_TRUE(
+      Has(sql, "coalesce(l.relation, l.objid) IN (SELECT coalesce(x.relation, x.objid) FROM q AS x)"));
+  EXPECT_TRUE(Has(sql, "OFFSET 0) AS l"));
+  // Outer stage: the exact key.
+  EXPECT_TRUE(Has(sql, "AND (l.pid IS NULL\n       OR (l.locktype, coalesce(l.database, 0::oid)"));
   EXPECT_TRUE(Has(sql, "coalesce(x.transactionid::text, '')"));
-  EXPECT_TRUE(Has(sql, "l.locktype = 'tuple' AND l.granted"));
+  EXPECT_TRUE(Has(sql, "coalesce(x.objsubid, -1) FROM q AS x)"));
+  EXPECT_TRUE(Has(sql, "l.locktype = 'tuple' AND l.granted AND l.pid IN (SELECT y.pid FROM q AS y)"));
 }
 
 TEST(SnapshotSqlTest, RecordsTheSettingsThatShapeWaits) {
