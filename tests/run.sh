@@ -5,7 +5,9 @@
 #   3. checks style: clang-format 14 (all C++ under agent/ and tests/), clang-tidy 14 (agent/**/*.cc)
 #   4. starts a throwaway PostgreSQL 15 cluster (tests/pg_cluster.sh), removed again on any exit
 #   5. runs ctest: unit tests in parallel, then the PostgreSQL tests (label "pg") one at a time
-#   6. builds the libFuzzer targets (tests/fuzz, clang-14) and runs each for a fixed number of inputs
+#   6. runs the suite again under AddressSanitizer + UndefinedBehaviorSanitizer (tests/sanitize/run.sh; built
+#      in build-asan/ in the background while the PostgreSQL tests run)
+#   7. builds the libFuzzer targets (tests/fuzz, clang-14) and runs each for a fixed number of inputs
 # Exits non-zero on any failure. Safe to run repeatedly; build/ is reused incrementally.
 #
 # Environment: LOCKWATCH_BUILD_DIR (default build), LOCKWATCH_BUILD_TYPE (default Release), LOCKWATCH_RANDOM_SEED / LOCKWATCH_RANDOM_CASES (randomized
@@ -28,23 +30,30 @@ STYLE_RESULT="not run"
 UNIT_RESULT="not run"
 PG_RESULT="not run"
 FUZZ_RESULT="not run"
+SANITIZE_RESULT="not run"
 
 summary() {
   local rc=$1 status="PASSED"
   ((rc == 0)) || status="FAILED"
   echo
   echo "==> stage timings: ${STAGE_SUMMARY[*]:-none}"
-  echo "lockwatch tests: ${status} (style: ${STYLE_RESULT}; unit: ${UNIT_RESULT}; pg: ${PG_RESULT}; fuzz: ${FUZZ_RESULT})" \
+  echo "lockwatch tests: ${status} (style: ${STYLE_RESULT}; unit: ${UNIT_RESULT}; pg: ${PG_RESULT}; sanitize: ${SANITIZE_RESULT}; fuzz: ${FUZZ_RESULT})" \
     "in $((SECONDS - RUN_START)) s"
 }
 
 TIDY_PID=""
+SANITIZE_BUILD_PID=""
+# Stops a background stage and its children.
+stop_background() {
+  local pid=$1
+  [[ -n "${pid}" ]] || return 0
+  pkill -TERM -P "${pid}" 2>/dev/null || true
+  kill "${pid}" 2>/dev/null || true
+}
 on_exit() {
   local rc=$?
-  if [[ -n "${TIDY_PID}" ]]; then
-    pkill -TERM -P "${TIDY_PID}" 2>/dev/null || true
-    kill "${TIDY_PID}" 2>/dev/null || true
-  fi
+  stop_background "${TIDY_PID}"
+  stop_background "${SANITIZE_BUILD_PID}"
   lw_pg_stop
   summary "${rc}"
   exit "${rc}"
@@ -152,7 +161,8 @@ run_stage clang-format stage_format || style_rc=1
 # run, and its result is collected at the end.
 mkdir -p "${LOG_DIR}"
 TIDY_START=${SECONDS}
-(stage_tidy >"${LOG_DIR}/clang-tidy-stage.log" 2>&1) &
+# At a lower priority than the tests, whose timing matters more.
+( (renice -n 10 -p "${BASHPID}" >/dev/null || true) && stage_tidy >"${LOG_DIR}/clang-tidy-stage.log" 2>&1) &
 TIDY_PID=$!
 echo
 echo "==> clang-tidy: started in the background (pid ${TIDY_PID})"
@@ -160,8 +170,29 @@ run_stage postgres stage_postgres
 unit_rc=0
 pg_rc=0
 run_stage unit-tests ctest_stage UNIT_RESULT -LE pg -j "${JOBS}" || unit_rc=$?
+# The instrumented build needs nothing but the sources: it is compiled (at a lower priority) while the
+# PostgreSQL tests, which mostly wait on the server, run.
+SANITIZE_BUILD_START=${SECONDS}
+(nice -n 10 bash tests/sanitize/run.sh build >"${LOG_DIR}/sanitize-build.log" 2>&1) &
+SANITIZE_BUILD_PID=$!
+echo
+echo "==> sanitize build: started in the background (pid ${SANITIZE_BUILD_PID}, log ${LOG_DIR}/sanitize-build.log)"
 # PostgreSQL tests inspect server-wide lock state: one at a time.
 run_stage pg-tests ctest_stage PG_RESULT -L pg -j 1 || pg_rc=$?
+sanitize_rc=0
+wait "${SANITIZE_BUILD_PID}" || sanitize_rc=$?
+SANITIZE_BUILD_PID=""
+tail -n 3 "${LOG_DIR}/sanitize-build.log"
+STAGE_SUMMARY+=("sanitize-build=$((SECONDS - SANITIZE_BUILD_START))s(background)")
+if ((sanitize_rc != 0)); then
+  echo "==> sanitize build: FAILED (exit ${sanitize_rc})"
+  tail -n 100 "${LOG_DIR}/sanitize-build.log"
+  SANITIZE_RESULT="build FAILED"
+else
+  # The same cluster; the instrumented binaries are the ones under test.
+  run_stage sanitize bash tests/sanitize/run.sh test || sanitize_rc=$?
+  SANITIZE_RESULT=$([[ ${sanitize_rc} == 0 ]] && echo "ok (ASan+UBSan)" || echo FAILED)
+fi
 # libFuzzer targets (clang-14, ASan+UBSan) over the decoders and parsers: fixed seed and run counts, so the
 # result is reproducible.
 fuzz_rc=0
@@ -180,6 +211,6 @@ echo "==> clang-tidy: $([[ ${tidy_rc} == 0 ]] && echo ok || echo "FAILED (exit $
 STYLE_RESULT=$([[ ${style_rc} == 0 ]] && echo ok || echo FAILED)
 # ctest hides the output of passing tests; show what the randomized differential test covered.
 grep -h '^random differential:' "${BUILD_DIR}/Testing/Temporary/LastTest.log" 2>/dev/null || true
-if ((style_rc != 0 || unit_rc != 0 || pg_rc != 0 || fuzz_rc != 0)); then
+if ((style_rc != 0 || unit_rc != 0 || pg_rc != 0 || sanitize_rc != 0 || fuzz_rc != 0)); then
   exit 1
 fi

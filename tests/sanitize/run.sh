@@ -11,6 +11,13 @@
 # status a test does not look at (the `lockwatch` binary started by the end-to-end tests) still fails the
 # run. Exits non-zero on any test failure or any sanitizer report.
 #
+# The soak test (label "soak") is left out too: it asserts the production binary's resident memory, which
+# ASan's shadow memory and quarantine make meaningless, and it is the longest test; it runs uninstrumented in
+# the test command.
+#
+# Usage: tests/sanitize/run.sh [build|test|all]   (default all; tests/run.sh builds in the background while the
+# uninstrumented PostgreSQL tests run, then runs the tests)
+#
 # Environment: SANITIZE_BUILD_DIR (default build-asan), LOCKWATCH_JOBS (default nproc), SANITIZE_CTEST_ARGS
 # (extra ctest arguments, e.g. "-R Analysis"), LOCKWATCH_TEST_DSN (reuse that cluster).
 set -euo pipefail
@@ -20,6 +27,14 @@ cd "${ROOT}"
 # shellcheck source=tests/pg_cluster.sh
 source tests/pg_cluster.sh
 
+PHASE="${1:-all}"
+case "${PHASE}" in
+  build | test | all) ;;
+  *)
+    echo "usage: $0 [build|test|all]" >&2
+    exit 2
+    ;;
+esac
 BUILD_DIR="${SANITIZE_BUILD_DIR:-build-asan}"
 JOBS="${LOCKWATCH_JOBS:-$(nproc)}"
 START=${SECONDS}
@@ -34,23 +49,26 @@ on_exit() {
 }
 trap on_exit EXIT
 
-FLAGS="-O1 -g1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
-launcher=()
-if command -v ccache >/dev/null 2>&1; then
-  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+if [[ "${PHASE}" != test ]]; then
+  FLAGS="-O1 -g1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
+  launcher=()
+  if command -v ccache >/dev/null 2>&1; then
+    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+  fi
+  echo "==> sanitize: configure ${BUILD_DIR}"
+  # A build type of its own: the top-level Release flags (-O2 -DNDEBUG) must not be appended, and assertions
+  # stay on.
+  cmake -S . -B "${BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DLOCKWATCH_WERROR=OFF \
+    -DLOCKWATCH_BUILD_BENCH=OFF "${launcher[@]}" \
+    -DCMAKE_CXX_FLAGS="${FLAGS}" -DCMAKE_C_FLAGS="${FLAGS}" \
+    -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
+    -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
+  build_start=${SECONDS}
+  echo "==> sanitize: build (${JOBS} jobs)"
+  cmake --build "${BUILD_DIR}" -j "${JOBS}"
+  echo "==> sanitize: build took $((SECONDS - build_start)) s"
 fi
-echo "==> sanitize: configure ${BUILD_DIR}"
-# A build type of its own: the top-level Release flags (-O2 -DNDEBUG) must not be appended, and assertions
-# stay on.
-cmake -S . -B "${BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DLOCKWATCH_WERROR=OFF \
-  -DLOCKWATCH_BUILD_BENCH=OFF "${launcher[@]}" \
-  -DCMAKE_CXX_FLAGS="${FLAGS}" -DCMAKE_C_FLAGS="${FLAGS}" \
-  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
-  -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
-build_start=${SECONDS}
-echo "==> sanitize: build (${JOBS} jobs)"
-cmake --build "${BUILD_DIR}" -j "${JOBS}"
-echo "==> sanitize: build took $((SECONDS - build_start)) s"
+if [[ "${PHASE}" == build ]]; then exit 0; fi
 
 REPORT_DIR="$(cd "${BUILD_DIR}" && pwd)/sanitizer-reports"
 rm -rf "${REPORT_DIR}"
@@ -79,10 +97,10 @@ if [[ -n "${SANITIZE_CTEST_ARGS:-}" ]]; then read -r -a extra <<<"${SANITIZE_CTE
 rc=0
 test_start=${SECONDS}
 echo "==> sanitize: unit tests"
-ctest --test-dir "${BUILD_DIR}" --output-on-failure --timeout 600 -LE 'pg|packaging|static' -j "${JOBS}" \
+ctest --test-dir "${BUILD_DIR}" --output-on-failure --timeout 600 -LE 'pg|packaging|static|soak' -j "${JOBS}" \
   "${extra[@]}" || rc=1
 echo "==> sanitize: PostgreSQL tests"
-ctest --test-dir "${BUILD_DIR}" --output-on-failure --timeout 900 -L pg -LE 'packaging|static' -j 1 \
+ctest --test-dir "${BUILD_DIR}" --output-on-failure --timeout 900 -L pg -LE 'packaging|static|soak' -j 1 \
   "${extra[@]}" || rc=1
 echo "==> sanitize: tests took $((SECONDS - test_start)) s"
 
