@@ -712,11 +712,10 @@ class Runner {
        << ", a throwaway cluster with " << Flag(flags_, "settings")
        << ". Machine: " << std::thread::hardware_concurrency() << " cores, load average " << load_avg_start_
        << " at the start and " << load_avg_end_ << " at the end.\n\n"
-       << "**Read the ratios, not the absolute times.** The machine's 2 cores were shared with other builds "
-          "during the run, so absolute times carry noise; every figure in one table comes from the same run, "
+       << "**Read the ratios, not the absolute times.** Absolute times depend on the machine and on what "
+          "else ran on it (see the load averages above); every figure in one table comes from the same run, "
           "methods alternate within each round (the order rotates between rounds), and each cell is the "
-          "median "
-          "of "
+          "median of "
        << reps_ << " polls (fewer where marked `n=`).\n\n";
     md << "## Methods\n\n";
     for (const std::string& m : MethodNames()) md << "- **" << m << "**: " << MethodDescription(m) << "\n";
