@@ -44,7 +44,17 @@ SignalWaiter::SignalWaiter() {
   pthread_sigmask(SIG_BLOCK, &set, &old_mask_);
 }
 
-SignalWaiter::~SignalWaiter() { pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr); }
+SignalWaiter::~SignalWaiter() {
+  // A signal that arrived after the last Wait() is still pending, and unblocking it would apply its default
+  // action: a second SIGTERM would kill the process on its way out, with status 143 instead of its own.
+  // That is common, not exotic: `timeout` signals the process and then its whole process group, systemd
+  // may signal the process and its control group. Pending signals are consumed before the mask is restored.
+  const sigset_t set = AgentSignals();
+  timespec zero{};
+  while (sigtimedwait(&set, nullptr, &zero) > 0) {
+  }
+  pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+}
 
 std::optional<SignalWaiter::Event> SignalWaiter::Wait(std::chrono::milliseconds timeout) {
   const sigset_t set = AgentSignals();

@@ -1,11 +1,13 @@
 #include "agent/agent/shutdown.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 namespace lockwatch::agent {
 namespace {
@@ -84,6 +86,26 @@ TEST(SignalWaiterTest, MapsSignalsToEvents) {
     EXPECT_EQ(*event, c.event) << c.signal;
     EXPECT_LT(Clock::now() - start, milliseconds(500));
   }
+}
+
+// `timeout` (and a DBA pressing Ctrl-C twice) delivers the stop signal twice: the agent takes one in Wait(),
+// the other is still pending when the waiter goes away. The process must survive that and exit with its own
+// status, not die of the second signal when the mask is restored. Run in a child process: failing would kill
+// it.
+TEST(SignalWaiterDeathTest, ASecondPendingStopSignalDoesNotKillTheProcessOnItsWayOut) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        {
+          SignalWaiter waiter;
+          kill(getpid(), SIGTERM);
+          if (waiter.Wait(std::chrono::seconds(5)) != SignalWaiter::Event::kStop) std::_Exit(3);
+          kill(getpid(), SIGTERM);  // pending: blocked, and nobody waits for it any more
+          kill(getpid(), SIGINT);
+        }
+        std::_Exit(7);
+      },
+      ::testing::ExitedWithCode(7), "");
 }
 
 TEST(SignalWaiterTest, TimesOutWithoutASignal) {
